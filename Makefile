@@ -1,0 +1,70 @@
+# condlora build. `make` builds libcondlora.a and the condlora CLI; `make test` runs every test; `make asan` runs
+# them under AddressSanitizer + UBSan; `make fuzz FUZZ_SECONDS=600` runs each libFuzzer target; `make bench` runs the
+# benchmarks against PyTorch. Missing system packages are installed by scripts/setup.sh (called automatically).
+CC       ?= cc
+BUILD    ?= build
+OPT      ?= -O2 -march=native
+BLAS_INC ?= /usr/include/x86_64-linux-gnu/openblas-openmp
+BLAS_LIB ?= /usr/lib/x86_64-linux-gnu/openblas-openmp
+CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fopenmp -g $(OPT) -Iinclude -Isrc -I$(BLAS_INC)
+LDLIBS   += -L$(BLAS_LIB) -Wl,-rpath,$(BLAS_LIB) -lopenblas -llapacke -lpcre2-8 -lutf8proc -lcjson -lpng -lm -fopenmp
+SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+LIB_SRC  := $(sort $(wildcard src/*/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+TOOL_SRC := $(sort $(wildcard tools/*.c))
+TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
+DEPS     := $(BUILD)/.deps-ok
+
+.PHONY: all test asan fuzz bench clean setup parity
+.SECONDARY:
+all: $(BUILD)/condlora
+
+$(DEPS): scripts/setup.sh
+	@bash scripts/setup.sh
+	@mkdir -p $(BUILD) && touch $@
+
+$(BUILD)/%.o: %.c | $(DEPS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libcondlora.a: $(LIB_OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/condlora: $(TOOL_OBJ) $(BUILD)/libcondlora.a
+	$(CC) $(CFLAGS) $(TOOL_OBJ) $(BUILD)/libcondlora.a $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libcondlora.a
+	$(CC) $(CFLAGS) $< $(BUILD)/libcondlora.a $(LDLIBS) -o $@
+
+test: $(TEST_BIN) $(BUILD)/condlora
+	@CL_BIN=$(BUILD)/condlora bash tests/run.sh $(TEST_BIN)
+
+asan:
+	@$(MAKE) --no-print-directory BUILD=build/asan OPT="-O1 $(SAN)" test
+
+FUZZ_SECONDS ?= 60
+fuzz: | $(DEPS)
+	@mkdir -p $(BUILD)/fuzz fuzz-out
+	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
+	  clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc -I$(BLAS_INC) \
+	    $$f $(filter-out src/cuda/%,$(LIB_SRC)) $(filter-out -fopenmp,$(LDLIBS)) -o $(BUILD)/fuzz/$$n || exit 1; \
+	  mkdir -p fuzz-out/$$n; \
+	  echo "== $$n for $(FUZZ_SECONDS)s"; \
+	  $(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 fuzz-out/$$n fuzz/corpus/$$n 2>&1 \
+	    | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|Done' ; \
+	done
+
+bench: $(BUILD)/condlora
+	@bash bench/run.sh
+
+setup:
+	@bash scripts/setup.sh
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_BIN:=.d)

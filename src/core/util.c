@@ -1,0 +1,177 @@
+#include "util.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+void *cl_alloc(size_t n, size_t size, cl_error *err) {
+    uint64_t bytes;
+    if (!cl_mul_ok(n, size, &bytes) || bytes > (uint64_t)SIZE_MAX - 64) {
+        cl_errf(err, CL_ENOMEM, "allocation of %zu x %zu bytes overflows", n, size);
+        return NULL;
+    }
+    if (bytes == 0) bytes = 64;
+    bytes = (bytes + 63) & ~(uint64_t)63;
+    void *p = aligned_alloc(64, bytes);
+    if (!p) cl_errf(err, CL_ENOMEM, "out of memory allocating %llu bytes", (unsigned long long)bytes);
+    return p;
+}
+
+void *cl_zalloc(size_t n, size_t size, cl_error *err) {
+    void *p = cl_alloc(n, size, err);
+    if (p) memset(p, 0, n * size);
+    return p;
+}
+
+void cl_free(void *p) { free(p); }
+
+int cl_read_file(const char *path, char **out, size_t *len, cl_error *err) {
+    *out = NULL;
+    if (len) *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return cl_errf(err, errno == ENOENT ? CL_EMISSING : CL_EIO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return cl_errf(err, CL_EIO, "%s: not a regular file", path);
+    }
+    size_t n = (size_t)st.st_size;
+    char *buf = malloc(n + 1);
+    if (!buf) { fclose(f); return cl_errf(err, CL_ENOMEM, "%s: out of memory reading %zu bytes", path, n); }
+    size_t got = fread(buf, 1, n, f);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad || got != n) { free(buf); return cl_errf(err, CL_EIO, "%s: read error after %zu of %zu bytes", path, got, n); }
+    buf[n] = 0;
+    *out = buf;
+    if (len) *len = n;
+    return 0;
+}
+
+int cl_fsync_dir(const char *path) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    int fd = open(dirname(tmp), O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+int cl_atomic_open(cl_atomic_file *af, const char *path, cl_error *err) {
+    memset(af, 0, sizeof *af);
+    if (strlen(path) + 32 >= sizeof af->tmp) return cl_errf(err, CL_EINVAL, "%s: path too long", path);
+    snprintf(af->path, sizeof af->path, "%s", path);
+    snprintf(af->tmp, sizeof af->tmp, "%s.tmp.%ld", path, (long)getpid());
+    af->f = fopen(af->tmp, "wb");
+    if (!af->f) return cl_errf(err, CL_EIO, "%s: cannot create %s: %s", path, af->tmp, strerror(errno));
+    return 0;
+}
+
+void cl_atomic_abort(cl_atomic_file *af) {
+    if (af->f) fclose(af->f);
+    af->f = NULL;
+    if (af->tmp[0]) unlink(af->tmp);
+}
+
+int cl_atomic_commit(cl_atomic_file *af, cl_error *err) {
+    int e = 0;
+    const char *what = NULL;
+    if (ferror(af->f)) { e = errno ? errno : EIO; what = "write"; }
+    else if (fflush(af->f) != 0) { e = errno; what = "flush"; }
+    else if (fsync(fileno(af->f)) != 0) { e = errno; what = "fsync"; }
+    if (fclose(af->f) != 0 && !what) { e = errno; what = "close"; }
+    af->f = NULL;
+    if (!what && rename(af->tmp, af->path) != 0) { e = errno; what = "rename"; }
+    if (what) {
+        unlink(af->tmp);
+        return cl_errf(err, CL_EIO, "%s: %s failed: %s (the previous file, if any, is unchanged)", af->path, what,
+                       strerror(e));
+    }
+    cl_fsync_dir(af->path);
+    return 0;
+}
+
+int cl_atomic_write(const char *path, const void *data, size_t len, cl_error *err) {
+    cl_atomic_file af;
+    int rc = cl_atomic_open(&af, path, err);
+    if (rc) return rc;
+    if (len && fwrite(data, 1, len, af.f) != len) {
+        int e = errno;
+        cl_atomic_abort(&af);
+        return cl_errf(err, CL_EIO, "%s: write failed: %s (the previous file, if any, is unchanged)", path,
+                       strerror(e ? e : EIO));
+    }
+    return cl_atomic_commit(&af, err);
+}
+
+int cl_mkdir_p(const char *path, cl_error *err) {
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) return cl_errf(err, CL_EINVAL, "%s: path too long", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return cl_errf(err, CL_EIO, "%s: cannot create: %s", tmp, strerror(errno));
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return cl_errf(err, CL_EIO, "%s: cannot create: %s", tmp, strerror(errno));
+    return 0;
+}
+
+double cl_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+long cl_peak_rss_kib(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+static uint64_t splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+void cl_rng_seed(cl_rng *r, uint64_t seed) {
+    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
+}
+
+static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t cl_rng_next(cl_rng *r) {
+    uint64_t *s = r->s;
+    uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+double cl_rng_uniform(cl_rng *r) { return (cl_rng_next(r) >> 11) * 0x1.0p-53; }
+float cl_rng_uniformf(cl_rng *r) { return (float)(cl_rng_next(r) >> 40) * 0x1.0p-24f; }
+
+double cl_rng_normal(cl_rng *r) {
+    double u1 = cl_rng_uniform(r), u2 = cl_rng_uniform(r);
+    if (u1 < 1e-300) u1 = 1e-300;
+    return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+}
+
+uint64_t cl_rng_below(cl_rng *r, uint64_t n) {
+    if (n <= 1) return 0;
+    uint64_t lim = UINT64_MAX - UINT64_MAX % n;
+    uint64_t x;
+    do x = cl_rng_next(r); while (x >= lim);
+    return x % n;
+}

@@ -1,0 +1,13 @@
+/* One function per CLI sub-command, each in tools/cmd_<name>.c; tools/condlora.c dispatches. */
+#ifndef CL_COMMANDS_H
+#define CL_COMMANDS_H
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv); /* argv[0] is the sub-command name */
+    const char *summary;
+} cl_command;
+
+/* Sub-commands (declare yours here and add it to the table in tools/condlora.c). */
+
+#endif
