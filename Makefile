@@ -68,3 +68,7 @@ clean:
 	rm -rf build
 
 -include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_BIN:=.d)
+
+# Tokenizer parity against Python `tokenizers` over every sentence of ../shared/data/glue.
+parity: $(BUILD)/condlora
+	@bash scripts/parity.sh
