@@ -9,6 +9,9 @@
  *  - END - BEGIN = product(shape) x dtype size, computed with overflow checks;
  *  - the last END + 8 + N equals the file size (no trailing bytes);
  *  - no duplicate names; "__metadata__", when present, is an object whose values are all strings.
+ * Beyond the reference: duplicate __metadata__ keys, "\u0000" inside strings and more than CL_ST_MAX_DIMS dimensions
+ * are refused; JSON nesting is limited to 128 levels (serde_json's limit). Like the reference, unknown fields in a
+ * tensor entry are ignored and "__metadata__": null means no metadata.
  * Every failure returns CL_EFORMAT (or CL_EIO / CL_EMISSING for the file itself) with a message naming the file,
  * the tensor and the offending value. */
 #ifndef CL_SAFETENSORS_H
@@ -61,8 +64,13 @@ const char *cl_st_meta(const cl_safetensors *st, const char *key); /* NULL if ab
 
 /* Converts a floating tensor (F32, F16, BF16, F64) to F32 into out[numel]; other dtypes are refused. */
 int cl_st_to_f32(const cl_safetensors *st, const cl_st_tensor *t, float *out, cl_error *err);
+/* Exact conversions of one IEEE half / bfloat16 bit pattern (subnormals, infinities, NaN payloads kept). */
+float cl_f16_to_f32(uint16_t h);
+float cl_bf16_to_f32(uint16_t h);
 
-/* Writer. Tensors are written ordered by dtype alignment (descending) then name, as the Python package does; the
+/* Writer. Tensors are written ordered by dtype (descending in cl_dtype order, which is the reference's Dtype enum
+ * order and groups dtypes by alignment: U64 I64 F64 F32 U32 I32 BF16 F16 ...) then by name, as the Python package
+ * does; metadata entries in insertion order; the
  * header is padded with spaces to a multiple of 8. Data is copied at add time. Saving is crash-safe
  * (temporary file, fsync, rename). */
 typedef struct cl_st_writer cl_st_writer;
