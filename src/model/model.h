@@ -25,6 +25,8 @@ typedef struct {
 int cl_config_load(cl_config *c, const char *path, cl_error *err);
 int cl_config_parse(cl_config *c, const char *json, size_t len, const char *name, cl_error *err);
 void cl_config_free(cl_config *c);
+/* Parameters of the embeddings + layers for this config (what cl_model's n_params_encoder will be), by formula. */
+uint64_t cl_config_n_params_encoder(const cl_config *c);
 
 /* Linear-layer module types, in the order of a layer's forward pass. Names are PEFT's target-module names. */
 typedef enum {
@@ -80,5 +82,22 @@ int cl_model_load(cl_model *m, const char *dir, const cl_load_opts *opts, cl_err
 int cl_model_init_random(cl_model *m, const cl_config *cfg, cl_head_kind head, int num_labels, uint64_t seed,
                          cl_error *err);
 void cl_model_free(cl_model *m);
+
+/* What cl_model_load found, for `condlora inspect` and diagnostics (owned by the model; valid until cl_model_free;
+ * NULL for a model from cl_model_init_random). Names are as written in the checkpoint (unexpected) or in the
+ * transformers naming without prefix (missing: optional tensors that were absent, e.g. a pooler or head that was
+ * freshly initialised; a missing encoder tensor is an error, not an entry here). notes: one line per decision the
+ * loader took (head initialised, pooler initialised, dtype converted). */
+typedef struct {
+    int n_files;                 /* safetensors files read (1, or the shards of an index) */
+    const char *const *files;
+    char dtype[16];              /* source dtype of the weights: "F32", "F16", "BF16", "F64" or "mixed" */
+    int n_missing, n_unexpected, n_notes;
+    const char *const *missing;
+    const char *const *unexpected;
+    const char *const *notes;
+    uint64_t n_inplace;          /* tensors used in place from the copy-on-write mapping (not copied) */
+} cl_load_report;
+const cl_load_report *cl_model_load_report(const cl_model *m);
 
 #endif
