@@ -1,0 +1,93 @@
+/* Encoder ops, llm.c style: every op is a *_forward / *_backward pair with its shapes in a comment; backward
+ * ACCUMULATES (+=) into the input gradients it is given; nothing here allocates, everything is fp32 row-major.
+ * Non-BLAS loops are parallelised with OpenMP; linear layers and attention use cblas_sgemm (attention runs one
+ * single-threaded sgemm per (batch, head) inside an OpenMP loop over batch*heads; OpenMP builds of OpenBLAS run
+ * single-threaded when called inside a parallel region, so threads are never oversubscribed).
+ *
+ * Dropout is counter-based: whether element i of dropout site `site` is kept is a pure function of
+ * (seed, site, i), so backward regenerates the mask instead of storing it and results do not depend on the
+ * thread count. */
+#ifndef CL_OPS_H
+#define CL_OPS_H
+#include <stdint.h>
+#include "model/model.h"
+
+/* ---- dropout ---------------------------------------------------------------------------------------------- */
+typedef struct {
+    uint64_t seed;  /* per step */
+    uint64_t site;  /* which dropout in the network */
+    float p;        /* drop probability; p <= 0 means identity */
+} cl_dropout;
+/* the multiplier of element i: 0 or 1/(1-p) */
+float cl_dropout_scale(const cl_dropout *d, uint64_t i);
+/* y (n) = dropout(x) ; in place allowed */
+void cl_dropout_forward(float *y, const float *x, size_t n, const cl_dropout *d);
+/* dx (n) += dropout'(dy) */
+void cl_dropout_backward(float *dx, const float *dy, size_t n, const cl_dropout *d);
+
+/* ---- embeddings ------------------------------------------------------------------------------------------- */
+/* Position ids (B*T): BERT 0..T-1; RoBERTa: padding-aware as transformers' create_position_ids_from_input_ids
+ * (pads take pad_id, other tokens pad_id + 1 + their rank among non-pad tokens). */
+void cl_position_ids(int32_t *pos, const int32_t *ids, int B, int T, cl_arch arch, int pad_id);
+/* out (N, H) = word_emb[ids] + pos_emb[pos] + type_emb[types or 0], N = B*T; ids already range-checked */
+void cl_embed_forward(float *out, const int32_t *ids, const int32_t *pos, const int32_t *types,
+                      const float *word_emb, const float *pos_emb, const float *type_emb, int N, int H);
+/* d(word_emb) (V, H) += scatter(dout) (only used by tests; the encoder's embeddings are frozen) */
+void cl_embed_backward_word(float *dword, const float *dout, const int32_t *ids, int N, int H);
+
+/* ---- layer norm ------------------------------------------------------------------------------------------- */
+/* out (N, C) = (inp - mean) * rstd * w + b; mean, rstd (N) saved for backward (may be NULL in inference) */
+void cl_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
+                          int N, int C, float eps);
+/* fused: inp (N, C) = resid + dropout(x) is written (kept for backward), then out = layernorm(inp) */
+void cl_residual_layernorm_forward(float *out, float *mean, float *rstd, float *inp, const float *resid,
+                                   const float *x, const cl_dropout *drop, const float *w, const float *b, int N,
+                                   int C, float eps);
+/* dinp (N, C) += ; dw, db (C) += (either may be NULL: frozen) */
+void cl_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                           const float *mean, const float *rstd, int N, int C);
+
+/* ---- linear (y = x W^T + b, W (OC, C) as PyTorch stores it) ----------------------------------------------- */
+/* out (N, OC) = inp (N, C) W^T + b (b may be NULL) */
+void cl_linear_forward(float *out, const float *inp, const float *w, const float *b, int N, int C, int OC);
+/* dinp (N, C) += dout W (dinp may be NULL); dw (OC, C) += dout^T inp; db (OC) += colsum(dout) (NULL: frozen) */
+void cl_linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                        int N, int C, int OC);
+
+/* ---- activations ------------------------------------------------------------------------------------------ */
+float cl_gelu(float x, cl_act act);
+float cl_gelu_grad(float x, cl_act act);
+/* out (n) = act(inp); in place allowed */
+void cl_act_forward(float *out, const float *inp, size_t n, cl_act act);
+/* dinp (n) += act'(inp) * dout */
+void cl_act_backward(float *dinp, const float *dout, const float *inp, size_t n, cl_act act);
+/* fused: x (N, C) += bias (C), then out = act(x) (x keeps the pre-activation for backward; out may equal x in
+ * inference) */
+void cl_bias_act_forward(float *out, float *x, const float *bias, int N, int C, cl_act act);
+/* out (n) = tanh(inp) */
+void cl_tanh_forward(float *out, const float *inp, size_t n);
+/* dinp (n) += (1 - out^2) * dout */
+void cl_tanh_backward(float *dinp, const float *dout, const float *out, size_t n);
+
+/* ---- multi-head self-attention ---------------------------------------------------------------------------- */
+/* q, k, v, out (B*T, NH*HS) with heads side by side (PyTorch's layout before the head split);
+ * att (B, NH, T, T): softmax(q k^T / sqrt(HS)) over the first len[b] keys (later keys get exactly 0, as the
+ * additive finfo.min mask of transformers gives), saved for backward (pre-dropout). att may be NULL in
+ * inference, then scratch is used. scratch: nthreads * T * T floats (the loop runs on at most nthreads threads).
+ * out = dropout(att) v. */
+void cl_attention_forward(float *out, float *att, float *scratch, const float *q, const float *k, const float *v,
+                          const int32_t *len, int B, int T, int NH, int HS, const cl_dropout *drop, int nthreads);
+/* dq, dk, dv (B*T, NH*HS) += ; scratch: nthreads * 2 * T * T floats */
+void cl_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *q,
+                           const float *k, const float *v, const float *att, const int32_t *len, int B, int T,
+                           int NH, int HS, const cl_dropout *drop, int nthreads);
+
+/* ---- losses (mean over the batch, as torch's CrossEntropyLoss / MSELoss) ---------------------------------- */
+/* logits (B, L), labels (B) in [0, L): returns the mean loss; dlogits (B, L) += scale * d(loss)/d(logits) when
+ * not NULL */
+double cl_crossentropy_forward_backward(float *dlogits, const float *logits, const int32_t *labels, int B, int L,
+                                        float scale);
+/* logits (B, 1), targets (B) */
+double cl_mse_forward_backward(float *dlogits, const float *logits, const float *targets, int B, float scale);
+
+#endif
