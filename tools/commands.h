@@ -9,5 +9,10 @@ typedef struct {
 } cl_command;
 
 /* Sub-commands (declare yours here and add it to the table in tools/condlora.c). */
+int cmd_analyze(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
 
 #endif

@@ -11,19 +11,25 @@
 
 static const cl_command commands[] = {
     /* {"name", cmd_name, "one-line summary"}, */
+    {"bench", cmd_bench, "time training steps or inference of a random-weight encoder (one JSON line)"},
+    {"predict", cmd_predict, "logits of a classification model for every row of a TSV file"},
+    {"analyze", cmd_analyze, "conversion matrices and subspace similarity of trained adapters (heat maps)"},
+    {"inspect", cmd_inspect, "what a .safetensors file, model directory or config.json holds (validates it)"},
+    {"tokenize", cmd_tokenize, "print the token ids of text lines (byte-level BPE or WordPiece, as Hugging Face)"},
     {NULL, NULL, NULL},
 };
 
 /* OpenBLAS picks its kernels when it is loaded, from OPENBLAS_CORETYPE if set. Some machines export
- * OPENBLAS_CORETYPE=Haswell, which on an AVX-512 CPU selects AVX2 kernels at half the speed. When the CPU has
+ * OPENBLAS_CORETYPE=Haswell, which on an AVX-512 CPU selects AVX2 kernels at half the speed; with the variable unset,
+ * OpenBLAS 0.3.21 does not recognise Zen 5 and falls back to generic kernels (4x slower). When the CPU has
  * AVX-512 and the user has not asked us to keep the variable (CONDLORA_KEEP_CORETYPE=1), re-execute once with
  * OPENBLAS_CORETYPE=SkylakeX (OpenBLAS's AVX-512 kernels). */
 static void fix_openblas_coretype(char **argv) {
     const char *ct = getenv("OPENBLAS_CORETYPE");
-    if (!ct || getenv("CONDLORA_KEEP_CORETYPE") || getenv("CONDLORA_REEXECED")) return;
+    if (getenv("CONDLORA_KEEP_CORETYPE") || getenv("CONDLORA_REEXECED")) return;
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
-        !__builtin_cpu_supports("avx512vl") || strcmp(ct, "SkylakeX") == 0)
+        !__builtin_cpu_supports("avx512vl") || (ct && strcmp(ct, "SkylakeX") == 0))
         return;
     setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
     setenv("CONDLORA_REEXECED", "1", 1);
