@@ -51,7 +51,7 @@ fuzz: | $(DEPS)
 	@mkdir -p $(BUILD)/fuzz fuzz-out
 	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
 	  clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc -I$(BLAS_INC) \
-	    $$f $(filter-out src/cuda/%,$(LIB_SRC)) $(filter-out -fopenmp,$(LDLIBS)) -o $(BUILD)/fuzz/$$n || exit 1; \
+	    $$f $(filter-out src/cuda/%,$(LIB_SRC)) $(filter-out -fopenmp,$(LDLIBS)) -lgomp -o $(BUILD)/fuzz/$$n || exit 1; \
 	  mkdir -p fuzz-out/$$n; \
 	  echo "== $$n for $(FUZZ_SECONDS)s"; \
 	  $(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 fuzz-out/$$n fuzz/corpus/$$n 2>&1 \
