@@ -11,6 +11,8 @@
 
 static const cl_command commands[] = {
     /* {"name", cmd_name, "one-line summary"}, */
+    {"train", cmd_train, "fine-tune an encoder with LoRA / CondLoRA / SaLoRA / AdaLoRA on a GLUE task"},
+    {"eval", cmd_eval, "reload a saved training run and compute its metrics on a split"},
     {"bench", cmd_bench, "time training steps or inference of a random-weight encoder (one JSON line)"},
     {"predict", cmd_predict, "logits of a classification model for every row of a TSV file"},
     {"analyze", cmd_analyze, "conversion matrices and subspace similarity of trained adapters (heat maps)"},

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The main job: build condlora (make installs the build dependencies), fetch the default model
+# (all-MiniLM-L6-v2, scripts/fetch_model.sh) and fine-tune CondLoRA on a GLUE task; --compare-lora also trains LoRA
+# with the same settings and prints both metrics side by side. Sized for ~10-15 minutes on 2 cores (per method).
+#
+# usage: scripts/main_job.sh [--compare-lora] [--data DIR] [--task NAME] [--steps N] [--out DIR] [--threads K]
+#   --data DIR    GLUE root holding TASK/ (default ../shared/data/glue beside the checkout)
+#   --task NAME   default SST-2 (short sentences: many examples per second on a CPU)
+#   --steps N     optimizer steps (default 1200 = 19,200 examples at batch 16)
+# Extra settings: lr 5e-4, batch 16, max length 128, warm-up 0.1, r = alpha = 8 on query,value, paper protocol
+# (dev = 10% of train for model selection, the official dev file as test), dev evaluated every 400 steps on its
+# first 2,000 examples.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+compare=0
+DATA=${CONDLORA_DATA:-$here/../shared/data/glue}
+TASK=SST-2
+STEPS=1200
+OUT=runs
+THREADS=$(nproc 2>/dev/null || echo 2)
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --compare-lora) compare=1 ;;
+    --data) DATA=$2; shift ;;
+    --task) TASK=$2; shift ;;
+    --steps) STEPS=$2; shift ;;
+    --out) OUT=$2; shift ;;
+    --threads) THREADS=$2; shift ;;
+    -h|--help) sed -n 2,12p "$0"; exit 0 ;;
+    *) echo "main_job.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+if [ ! -d "$DATA" ] || { [ ! -f "$DATA/$TASK/train.tsv" ] && [ ! -f "$DATA/train.tsv" ]; }; then
+    cat >&2 <<EOF
+main_job.sh: no GLUE data for $TASK under $DATA.
+  The GLUE TSV files are expected as DIR/TASK/{train,dev,test}.tsv (e.g. ../shared/data/glue/SST-2/train.tsv).
+  Get them with the usual GLUE download script (e.g. https://gist.github.com/W4ngatang/60c2bdb54d156a41194446737ce03e2e:
+  python download_glue_data.py --data_dir glue --tasks all), then run: scripts/main_job.sh --data glue
+EOF
+    exit 1
+fi
+
+make -s
+scripts/fetch_model.sh
+MODEL=${CONDLORA_CACHE:-$HOME/.cache/condlora}/models/all-MiniLM-L6-v2
+
+methods=condlora
+[ $compare = 1 ] && methods="condlora lora"
+mkdir -p "$OUT"
+for m in $methods; do
+    echo "== training $m on $TASK ($STEPS steps, $THREADS threads)"
+    build/condlora train --model "$MODEL" --task "$TASK" --data "$DATA" --method "$m" --out "$OUT/$TASK-$m" \
+        --max-steps "$STEPS" --eval-every 400 --max-eval 2000 --lr 5e-4 --batch-size 16 --max-length 128 \
+        --threads "$THREADS" --seed 1 --log-every 50 | tee "$OUT/$TASK-$m.summary"
+done
+
+echo
+printf '%-10s %-34s %s\n' method "dev (best checkpoint) / test" run
+for m in $methods; do
+    # the summary table's lines: "dev N STEP name value ..." and "test ..."
+    d=$(awk '$1 == "dev" {for (i = 4; i <= NF; i++) printf "%s ", $i}' "$OUT/$TASK-$m.summary")
+    t=$(awk '$1 == "test" {for (i = 4; i <= NF; i++) printf "%s ", $i}' "$OUT/$TASK-$m.summary")
+    printf '%-10s dev %-14s test %-14s %s\n' "$m" "$d" "$t" "$OUT/$TASK-$m"
+done

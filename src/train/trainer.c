@@ -1,0 +1,564 @@
+/* The training loop, evaluation, early stopping and the schedule (see trainer.h). */
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "core/util.h"
+#include "train/train_internal.h"
+
+void cl_train_opts_default(cl_train_opts *o) {
+    memset(o, 0, sizeof *o);
+    cl_adapter_opts_default(&o->ad, CL_METHOD_CONDLORA);
+    o->lr = 5e-4f;
+    o->weight_decay = 0.0f;
+    o->warmup_ratio = 0.1;
+    o->beta1 = 0.9f;
+    o->beta2 = 0.999f;
+    o->eps = 1e-8f;
+    o->max_grad_norm = 0.0f;
+    o->batch_size = 16;
+    o->max_length = 128;
+    o->epochs = 3;
+    o->seed = 1;
+    o->protocol = CL_PROTOCOL_PAPER;
+    o->mega = 50;
+    o->log_every = 10;
+    o->save_final = 1;
+}
+
+/* METHODS.md section 4, verbatim. */
+static const cl_paper_preset PRESETS[] = {
+    {"CoLA", 4.862585643e-4, 6.02555587379099e-4, 100, 0},
+    {"SST-2", 2.53267522217202e-4, 4.1369967560273e-4, 60, 30},
+    {"MRPC", 8.36641968785768e-5, 1.91170236576257e-4, 100, 30},
+    {"QQP", 1.99807699090228e-4, 2.42588482184581e-4, 50, 0},
+    {"STS-B", 1.61048057994754e-3, 1.64898943982061e-4, 100, 30},
+    {"MNLI", 7.57809165465913e-4, 1.05521999043283e-4, 50, 0},
+    {"QNLI", 1.15530990829162e-4, 2.91557968964229e-4, 50, 30},
+    {"RTE", 7.70943216980477e-5, 1.61750047409374e-4, 100, 0},
+};
+
+const cl_paper_preset *cl_paper_preset_find(const char *task) {
+    const cl_glue_task *t = cl_glue_find_task(task);
+    if (!t) return NULL;
+    for (size_t i = 0; i < sizeof PRESETS / sizeof PRESETS[0]; i++)
+        if (!strcmp(PRESETS[i].task, t->name)) return &PRESETS[i];
+    return NULL;
+}
+
+int cl_train_apply_paper_preset(cl_train_opts *o, cl_error *err) {
+    const cl_paper_preset *p = o->task ? cl_paper_preset_find(o->task) : NULL;
+    if (!p)
+        return cl_errf(err, CL_EINVAL, "option preset: the paper gives no settings for task '%s' (it has CoLA, SST-2, "
+                                       "MRPC, QQP, STS-B, MNLI, QNLI, RTE)", o->task ? o->task : "(none)");
+    o->lr = (float)(o->ad.method == CL_METHOD_CONDLORA ? p->lr_condlora : p->lr_lora);
+    o->epochs = p->epochs;
+    o->patience = p->patience;
+    o->max_length = 512;
+    o->batch_size = 16;
+    o->warmup_ratio = 0.1;
+    o->weight_decay = 0.0f;
+    o->beta1 = 0.9f, o->beta2 = 0.999f, o->eps = 1e-8f;
+    o->ad.r = 8;
+    o->ad.alpha = 8.0f;
+    o->ad.dropout = 0.0f;
+    o->ad.target_modules = "query,value";
+    o->eval_every = -1; /* decided from the epoch size: cl_paper_eval_every */
+    o->protocol = CL_PROTOCOL_PAPER;
+    return 0;
+}
+
+int64_t cl_paper_eval_every(size_t batches_per_epoch) { return batches_per_epoch >= 1500 ? 1500 : 0; }
+
+int64_t cl_train_warmup_steps(double warmup_ratio, int64_t total) {
+    if (warmup_ratio <= 0) return 0;
+    return (int64_t)ceil((double)total * warmup_ratio);
+}
+
+double cl_train_lr_at(double lr, int64_t step, int64_t warmup, int64_t total) {
+    if (step < warmup) return lr * (double)step / (double)(warmup > 1 ? warmup : 1);
+    double f = (double)(total - step) / (double)(total - warmup > 1 ? total - warmup : 1);
+    return lr * (f > 0 ? f : 0);
+}
+
+static uint64_t splitmix(uint64_t x) {
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+uint64_t cl_train_step_seed(uint64_t seed, int64_t step, int stream) {
+    return splitmix(splitmix(seed) ^ splitmix((uint64_t)step * 2 + 1) ^ ((uint64_t)stream << 56));
+}
+
+/* ---- setup ------------------------------------------------------------------------------------------------ */
+
+static int validate_opts(const cl_train_opts *o, int need_out, cl_error *err) {
+    if (!o->model_dir || !*o->model_dir) return cl_errf(err, CL_EINVAL, "option --model: a model directory is required");
+    if (!o->task || !*o->task) return cl_errf(err, CL_EINVAL, "option --task: a GLUE task name is required");
+    if (!o->data_dir || !*o->data_dir) return cl_errf(err, CL_EINVAL, "option --data: a data directory is required");
+    if (need_out && (!o->out_dir || !*o->out_dir))
+        return cl_errf(err, CL_EINVAL, "option --out: a run directory is required");
+    if (!(o->lr > 0) || !isfinite(o->lr)) return cl_errf(err, CL_EINVAL, "option --lr: %g is not > 0", o->lr);
+    if (!(o->weight_decay >= 0) || !isfinite(o->weight_decay))
+        return cl_errf(err, CL_EINVAL, "option --weight-decay: %g is not >= 0", o->weight_decay);
+    if (!(o->warmup_ratio >= 0 && o->warmup_ratio <= 1))
+        return cl_errf(err, CL_EINVAL, "option --warmup-ratio: %g is not in [0, 1]", o->warmup_ratio);
+    if (!(o->beta1 >= 0 && o->beta1 < 1) || !(o->beta2 >= 0 && o->beta2 < 1))
+        return cl_errf(err, CL_EINVAL, "option --betas: (%g, %g) must be in [0, 1)", o->beta1, o->beta2);
+    if (!(o->eps > 0)) return cl_errf(err, CL_EINVAL, "option --eps: %g is not > 0", o->eps);
+    if (!isfinite(o->max_grad_norm)) return cl_errf(err, CL_EINVAL, "option --max-grad-norm: not a number");
+    if (o->batch_size < 1 || o->batch_size > 65536)
+        return cl_errf(err, CL_EINVAL, "option --batch-size: %d is not in 1..65536", o->batch_size);
+    if (o->max_length < 2) return cl_errf(err, CL_EINVAL, "option --max-length: %d is too small", o->max_length);
+    if (o->epochs < 1 && o->max_steps <= 0)
+        return cl_errf(err, CL_EINVAL, "option --epochs: %d is not >= 1 (or give --max-steps)", o->epochs);
+    if (o->max_steps < 0) return cl_errf(err, CL_EINVAL, "option --max-steps: negative");
+    if (o->patience < 0) return cl_errf(err, CL_EINVAL, "option --patience: negative");
+    if (o->log_every < 1) return cl_errf(err, CL_EINVAL, "option --log-every: %d is not >= 1", o->log_every);
+    if (o->threads < 0) return cl_errf(err, CL_EINVAL, "option --threads: negative");
+    return 0;
+}
+
+static int is_dir(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static void tokset_free(cl_tokset *s) {
+    free(s->ids), free(s->types), free(s->off), free(s->len), free(s->label), free(s->score);
+    cl_batch_plan_free(&s->seq);
+    memset(s, 0, sizeof *s);
+}
+
+static int tokenize_set(cl_tctx *c, const cl_dataset *d, const char *what, cl_tokset *s, size_t limit,
+                        cl_error *err) {
+    memset(s, 0, sizeof *s);
+    size_t n = d->n;
+    if (limit > 0 && n > limit) n = limit;
+    s->n = n;
+    size_t cap = n * 64 + 64;
+    s->ids = malloc(cap * 4), s->types = malloc(cap * 4);
+    s->off = malloc((n + 1) * sizeof(size_t)), s->len = malloc((n + 1) * sizeof(int));
+    s->label = malloc((n + 1) * 4), s->score = malloc((n + 1) * 4);
+    if (!s->ids || !s->types || !s->off || !s->len || !s->label || !s->score)
+        return cl_errf(err, CL_ENOMEM, "tokenizing %s: out of memory", what);
+    cl_tok_encoding e;
+    cl_tok_encoding_init(&e);
+    size_t used = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        const cl_example *x = &d->ex[i];
+        if ((rc = cl_tokenizer_encode_str(c->tok, x->text_a, x->text_b, c->o.max_length, &e, err))) {
+            cl_err_prefix(err, "%s example %zu (line %d)", what, i, x->line);
+            break;
+        }
+        if (used + (size_t)e.len > cap) {
+            size_t nc = (used + (size_t)e.len) * 2;
+            int32_t *a = realloc(s->ids, nc * 4), *b = a ? realloc(s->types, nc * 4) : NULL;
+            if (a) s->ids = a;
+            if (b) s->types = b;
+            if (!a || !b) { rc = cl_errf(err, CL_ENOMEM, "tokenizing %s: out of memory", what); break; }
+            cap = nc;
+        }
+        memcpy(s->ids + used, e.ids, (size_t)e.len * 4);
+        memcpy(s->types + used, e.type_ids, (size_t)e.len * 4);
+        s->off[i] = used;
+        s->len[i] = e.len;
+        s->label[i] = x->label;
+        s->score[i] = x->score;
+        s->tokens += e.len;
+        s->truncated += e.truncated;
+        used += (size_t)e.len;
+        if (e.len > c->maxT) c->maxT = e.len;
+    }
+    cl_tok_encoding_free(&e);
+    if (rc) return rc;
+    if (n && (rc = cl_batch_plan_sequential(n, (size_t)c->o.batch_size, &s->seq, err))) return rc;
+    return 0;
+}
+
+static void tctx_free(cl_tctx *c) {
+    cl_encoder_free(c->enc);
+    cl_adapter_free(c->ad);
+    cl_params_free(&c->P);
+    if (c->model_loaded) cl_model_free(&c->model);
+    cl_tokenizer_free(c->tok);
+    tokset_free(&c->tr), tokset_free(&c->dev), tokset_free(&c->test);
+    cl_glue_splits_free(&c->splits);
+    free(c->b_ids), free(c->b_types), free(c->b_len), free(c->b_lab), free(c->b_tgt);
+    free(c->pred), free(c->pred_score), free(c->best_param);
+    memset(c, 0, sizeof *c);
+}
+
+/* Everything that can fail on the user's input happens here, before any step. tok_train: tokenize train too. */
+static int tctx_setup(cl_tctx *c, const cl_train_opts *o, int need_out, int tok_train, cl_error *err) {
+    memset(c, 0, sizeof *c);
+    c->o = *o;
+    int rc;
+    if ((rc = validate_opts(o, need_out, err))) return rc;
+    if (o->threads > 0) {
+        omp_set_num_threads(o->threads);
+        openblas_set_num_threads(o->threads);
+    }
+    if ((rc = cl_glue_task_lookup(o->task, &c->task, err))) return cl_err_prefix(err, "option --task"), rc;
+    /* data: the GLUE root holding TASK/, or the task directory itself */
+    if (!is_dir(o->data_dir))
+        return cl_errf(err, CL_EMISSING,
+                       "option --data: %s is not a directory (GLUE data: the TSV files of each task under one "
+                       "directory, e.g. ../shared/data/glue; see README.md for how to get them)", o->data_dir);
+    snprintf(c->task_dir, sizeof c->task_dir, "%s/%s", o->data_dir, c->task->name);
+    if (!is_dir(c->task_dir)) snprintf(c->task_dir, sizeof c->task_dir, "%s", o->data_dir);
+    if ((rc = cl_glue_check_dir(c->task, c->task_dir, err))) return rc;
+    /* model directory and tokenizer */
+    if (!is_dir(o->model_dir))
+        return cl_errf(err, CL_EMISSING, "option --model: %s is not a directory (fetch the default model with "
+                                         "scripts/fetch_model.sh)", o->model_dir);
+    const char *tdir = o->tokenizer_dir && *o->tokenizer_dir ? o->tokenizer_dir : o->model_dir;
+    if ((rc = cl_tokenizer_load(&c->tok, tdir, err))) return rc;
+    cl_load_opts lo = {.num_labels = c->task->num_labels, .head_seed = o->seed, .verbose = 0};
+    if ((rc = cl_model_load(&c->model, o->model_dir, &lo, err))) return rc;
+    c->model_loaded = 1;
+    if (c->model.head == CL_HEAD_NONE)
+        return cl_errf(err, CL_EUNSUP, "%s: the model has no classification head", o->model_dir);
+    if (cl_tokenizer_vocab_size(c->tok) > c->model.cfg.vocab_size)
+        return cl_errf(err, CL_EINVAL, "%s: the tokenizer's %d ids do not fit the model's vocab_size %d", tdir,
+                       cl_tokenizer_vocab_size(c->tok), c->model.cfg.vocab_size);
+    int maxpos = c->model.cfg.max_position - (c->model.cfg.arch == CL_ARCH_ROBERTA ? c->model.cfg.pad_token_id + 1 : 0);
+    if (o->max_length > maxpos)
+        return cl_errf(err, CL_EINVAL, "option --max-length: %d is more than the %d positions of %s/config.json",
+                       o->max_length, maxpos, o->model_dir);
+    /* data: every row is read and checked now */
+    if ((rc = cl_glue_make_splits(c->task, c->task_dir, o->protocol, o->seed, NULL, &c->splits, err))) return rc;
+    if (c->splits.train.n == 0) return cl_errf(err, CL_EFORMAT, "%s: no training rows", c->task_dir);
+    if (c->splits.dev.n == 0) return cl_errf(err, CL_EFORMAT, "%s: no dev rows", c->task_dir);
+    if (tok_train && (rc = tokenize_set(c, &c->splits.train, "train", &c->tr, o->max_train, err))) return rc;
+    if ((rc = tokenize_set(c, &c->splits.dev, "dev", &c->dev, o->max_eval, err))) return rc;
+    if (c->splits.test.n && (rc = tokenize_set(c, &c->splits.test, "test", &c->test, o->max_eval, err))) return rc;
+    if (c->maxT < 1) c->maxT = 1;
+    /* adapter + head in one trainable buffer */
+    cl_params_init(&c->P);
+    if ((rc = cl_adapter_create(&c->ad, &o->ad, &c->model, err))) return cl_err_prefix(err, "adapter options"), rc;
+    if ((rc = cl_adapter_register(c->ad, &c->P, err)) || (rc = cl_head_register(&c->P, &c->model, &c->hp, err)) ||
+        (rc = cl_params_alloc(&c->P, err)) || (rc = cl_adapter_bind(c->ad, &c->P, err)))
+        return rc;
+    cl_head_bind(&c->P, &c->model, &c->hp, &c->hg);
+    cl_adapter_init(c->ad, o->seed);
+    c->hook = cl_adapter_hook(c->ad);
+    if ((rc = cl_encoder_new(&c->enc, &c->model, o->batch_size, c->maxT, 1, err))) return rc;
+    size_t BT = (size_t)o->batch_size * (size_t)c->maxT;
+    size_t maxn = c->dev.n > c->test.n ? c->dev.n : c->test.n;
+    if (c->tr.n > maxn) maxn = c->tr.n;
+    c->b_ids = malloc(BT * 4), c->b_types = malloc(BT * 4);
+    c->b_len = malloc((size_t)o->batch_size * 4), c->b_lab = malloc((size_t)o->batch_size * 4);
+    c->b_tgt = malloc((size_t)o->batch_size * 4);
+    c->pred = malloc((maxn + 1) * sizeof(int)), c->pred_score = malloc((maxn + 1) * sizeof(float));
+    c->best_param = malloc((c->P.numel + 1) * sizeof(float));
+    if (!c->b_ids || !c->b_types || !c->b_len || !c->b_lab || !c->b_tgt || !c->pred || !c->pred_score ||
+        !c->best_param)
+        return cl_errf(err, CL_ENOMEM, "training buffers: out of memory");
+    return 0;
+}
+
+/* Fills the batch buffers with examples idx[0..B) of s, padded to their longest member. */
+static cl_batch fill_batch(cl_tctx *c, const cl_tokset *s, const size_t *idx, size_t B) {
+    int T = 1;
+    for (size_t b = 0; b < B; b++)
+        if (s->len[idx[b]] > T) T = s->len[idx[b]];
+    int pad = c->model.cfg.pad_token_id;
+    for (size_t b = 0; b < B; b++) {
+        size_t i = idx[b];
+        int L = s->len[i];
+        int32_t *di = c->b_ids + b * (size_t)T, *dt = c->b_types + b * (size_t)T;
+        memcpy(di, s->ids + s->off[i], (size_t)L * 4);
+        memcpy(dt, s->types + s->off[i], (size_t)L * 4);
+        for (int t = L; t < T; t++) di[t] = pad, dt[t] = 0;
+        c->b_len[b] = L;
+        c->b_lab[b] = s->label[i];
+        c->b_tgt[b] = s->score[i];
+    }
+    cl_batch bt = {c->b_ids, c->b_types, c->b_len, (int)B, T};
+    return bt;
+}
+
+/* Predictions and metrics of the current parameters on s (gold = d). */
+static int evaluate(cl_tctx *c, const cl_tokset *s, const cl_dataset *d, cl_metric_set *out, cl_error *err) {
+    cl_adapter_materialise(c->ad);
+    int L = c->task->num_labels;
+    int rc;
+    for (size_t b = 0; b < s->seq.nbatches; b++) {
+        const size_t *idx;
+        size_t B = cl_batch_get(&s->seq, b, &idx);
+        cl_batch bt = fill_batch(c, s, idx, B);
+        if ((rc = cl_adapter_begin_batch(c->ad, bt.B, bt.T, 0, err))) return rc;
+        cl_fwd_opts fo = {.train = 0, .hook = &c->hook};
+        const float *logits = NULL;
+        if ((rc = cl_encoder_forward(c->enc, &bt, &fo, &logits, NULL, err))) return rc;
+        if ((rc = cl_adapter_check(c->ad, err))) return rc;
+        for (size_t k = 0; k < B; k++) {
+            const float *lg = logits + k * (size_t)L;
+            if (c->task->regression) {
+                c->pred_score[idx[k]] = lg[0];
+                c->pred[idx[k]] = -1;
+            } else {
+                int best = 0;
+                for (int j = 1; j < L; j++)
+                    if (lg[j] > lg[best]) best = j;
+                c->pred[idx[k]] = best;
+            }
+        }
+    }
+    cl_dataset view = *d;
+    view.n = s->n;
+    return cl_task_metrics(c->task, &view, c->task->regression ? NULL : c->pred,
+                           c->task->regression ? c->pred_score : NULL, out, err);
+}
+
+static void fmt_metrics(const cl_metric_set *m, char *buf, size_t n) {
+    size_t k = 0;
+    buf[0] = 0;
+    for (int i = 0; i < m->n && k < n; i++)
+        k += (size_t)snprintf(buf + k, n - k, "%s%s %.4f", i ? " " : "", m->m[i].name, m->m[i].value);
+}
+
+static void fmt_eta(double s, char *buf, size_t n) {
+    if (!(s >= 0) || s > 1e8) { snprintf(buf, n, "?"); return; }
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(buf, n, "%ldh%02ldm", t / 3600, t / 60 % 60);
+    else snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
+}
+
+int cl_train_run(const cl_train_opts *opts, cl_train_result *res, cl_error *err) {
+    memset(res, 0, sizeof *res);
+    res->best_step = -1;
+    double t_start = cl_now();
+    cl_tctx *c = calloc(1, sizeof *c);
+    if (!c) return cl_errf(err, CL_ENOMEM, "out of memory");
+    int rc = tctx_setup(c, opts, 1, 1, err);
+    FILE *mf = NULL;
+    char path[4200], bestdir[4200];
+    cl_batch_plan plan = {0};
+    if (rc) goto done;
+    const cl_train_opts *o = &c->o;
+    cl_batch_opts bo = {.batch_size = (size_t)o->batch_size, .mega = (size_t)(o->mega > 0 ? o->mega : 0),
+                        .seed = o->seed};
+    int64_t nb = (int64_t)((c->tr.n + (size_t)o->batch_size - 1) / (size_t)o->batch_size);
+    int64_t total = o->max_steps > 0 ? o->max_steps : (int64_t)o->epochs * nb;
+    int n_epochs = (int)((total + nb - 1) / nb);
+    int64_t warm = cl_train_warmup_steps(o->warmup_ratio, total);
+    int64_t eval_every = o->eval_every;
+    if (eval_every < 0) eval_every = cl_paper_eval_every((size_t)nb);
+    c->o.eval_every = eval_every;
+    res->n_adapter = c->P.count[CL_PART_ADAPTER], res->n_head = c->P.count[CL_PART_HEAD];
+    res->n_gate = c->P.count[CL_PART_GATE];
+    res->n_train = c->tr.n, res->n_dev = c->dev.n, res->n_test = c->test.n;
+    res->have_test = c->test.n > 0;
+    /* the run directory, only now that every input has been checked */
+    if ((rc = cl_mkdir_p(o->out_dir, err))) goto done;
+    snprintf(path, sizeof path, "%s/run.json", o->out_dir);
+    if ((rc = cl_run_write_json(c, path, res, "running", err))) goto done;
+    snprintf(path, sizeof path, "%s/metrics.jsonl", o->out_dir);
+    if (!(mf = fopen(path, "w"))) {
+        rc = cl_errf(err, CL_EIO, "%s: cannot create", path);
+        goto done;
+    }
+    snprintf(bestdir, sizeof bestdir, "%s/best", o->out_dir);
+    int tty = isatty(2) && !o->quiet;
+    if (!o->quiet) {
+        fprintf(stderr, "condlora train: %s %s on %s (%s protocol): train %zu, dev %zu, test %zu examples; "
+                        "%lld steps (%lld per epoch, warm-up %lld), lr %g, batch %d, max length %d, threads %d\n",
+                cl_method_names[o->ad.method], o->model_dir, c->task->name,
+                o->protocol == CL_PROTOCOL_PAPER ? "paper" : "glue", c->tr.n, c->dev.n, c->test.n,
+                (long long)total, (long long)nb, (long long)warm, o->lr, o->batch_size, o->max_length,
+                omp_get_max_threads());
+        cl_params_report(&c->P, stderr);
+    }
+    int64_t step = 0;
+    double best_main = -INFINITY;
+    int bad_evals = 0, stop = 0, just_evaluated = 0;
+    double win_loss = 0, train_s = 0;
+    long long win_n = 0, tok_total = 0, ex_total = 0;
+    const char *main_name = c->task->main_metric;
+    for (int ep = 0; ep < n_epochs && !stop; ep++) {
+        cl_batch_plan_free(&plan);
+        if ((rc = cl_batch_plan_epoch(c->tr.len, c->tr.n, &bo, (uint64_t)ep, &plan, err))) goto done;
+        for (size_t b = 0; b < plan.nbatches && step < total && !stop; b++) {
+            double t0 = cl_now();
+            const size_t *idx;
+            size_t B = cl_batch_get(&plan, b, &idx);
+            cl_batch bt = fill_batch(c, &c->tr, idx, B);
+            double lr = cl_train_lr_at(o->lr, step, warm, total);
+            cl_adapter_materialise(c->ad);
+            if ((rc = cl_adapter_begin_batch(c->ad, bt.B, bt.T, cl_train_step_seed(o->seed, step, 1), err)))
+                goto done;
+            cl_fwd_opts fo = {.train = 1, .seed = cl_train_step_seed(o->seed, step, 0), .hook = &c->hook};
+            if (c->task->regression) fo.targets = c->b_tgt;
+            else fo.labels = c->b_lab;
+            float loss = 0;
+            if ((rc = cl_encoder_forward(c->enc, &bt, &fo, NULL, &loss, err))) goto done;
+            if ((rc = cl_encoder_backward(c->enc, 1.0f, &c->hg, err))) goto done;
+            if ((rc = cl_adapter_check(c->ad, err))) goto done;
+            double extra = cl_adapter_extra_loss(c->ad, 1.0f);
+            double gnorm = cl_params_clip_grad_norm(&c->P, o->max_grad_norm);
+            if (!isfinite(loss) || !isfinite(gnorm)) {
+                rc = cl_errf(err, CL_EINVAL, "step %lld: the loss or the gradient is not finite (loss %g, gradient "
+                                             "norm %g); try a smaller --lr", (long long)step, loss, gnorm);
+                goto done;
+            }
+            cl_params_adamw_step(&c->P, (float)lr, o->beta1, o->beta2, o->eps, o->weight_decay);
+            cl_adapter_post_step(c->ad, step, total);
+            cl_params_zero_grad(&c->P);
+            step++;
+            just_evaluated = 0;
+            train_s += cl_now() - t0;
+            long long ntok = 0;
+            for (size_t k = 0; k < B; k++) ntok += c->tr.len[idx[k]];
+            tok_total += ntok, ex_total += (long long)B;
+            win_loss += loss + extra, win_n++;
+            if (step % o->log_every == 0 || step == total) {
+                double ml = win_loss / (double)win_n;
+                res->final_loss = ml;
+                double eta = train_s / (double)step * (double)(total - step);
+                char etab[32];
+                fmt_eta(eta, etab, sizeof etab);
+                fprintf(mf, "{\"type\":\"train\",\"step\":%lld,\"epoch\":%.4f,\"loss\":%.9g,\"lr\":%.9g,"
+                            "\"grad_norm\":%.6g,\"tokens_per_s\":%.1f,\"examples_per_s\":%.2f,\"elapsed_s\":%.2f}\n",
+                        (long long)step, ep + (double)(b + 1) / (double)plan.nbatches, ml, lr, gnorm,
+                        (double)tok_total / train_s, (double)ex_total / train_s, cl_now() - t_start);
+                fflush(mf);
+                if (!o->quiet)
+                    fprintf(stderr, "%sstep %lld/%lld  epoch %d/%d  loss %.4f  lr %.3g  %.0f tok/s  %.1f ex/s  "
+                                    "ETA %s%s",
+                            tty ? "\r" : "", (long long)step, (long long)total, ep + 1, n_epochs, ml, lr,
+                            (double)tok_total / train_s, (double)ex_total / train_s, etab, tty ? "\033[K" : "\n");
+                win_loss = 0, win_n = 0;
+            }
+            int epoch_end = b + 1 == plan.nbatches;
+            int do_eval = eval_every > 0 ? step % eval_every == 0 : epoch_end;
+            if (step == total) do_eval = 1;
+            if (do_eval) {
+                cl_metric_set dm;
+                if ((rc = evaluate(c, &c->dev, &c->splits.dev, &dm, err))) goto done;
+                just_evaluated = 1;
+                int improved = dm.main > best_main; /* NAN never improves */
+                if (improved) {
+                    best_main = dm.main;
+                    bad_evals = 0;
+                    res->best_step = step;
+                    res->best_dev = dm;
+                    memcpy(c->best_param, c->P.param, c->P.numel * sizeof(float));
+                    if ((rc = cl_run_save_checkpoint(c, bestdir, step, &dm, err))) goto done;
+                } else {
+                    bad_evals++;
+                }
+                fprintf(mf, "{\"type\":\"eval\",\"split\":\"dev\",\"step\":%lld,\"epoch\":%.4f,", (long long)step,
+                        ep + (double)(b + 1) / (double)plan.nbatches);
+                cl_run_json_metrics(mf, &dm);
+                fprintf(mf, ",\"main\":%.10g,\"best\":%.10g,\"improved\":%s}\n", isfinite(dm.main) ? dm.main : 0,
+                        isfinite(best_main) ? best_main : 0, improved ? "true" : "false");
+                fflush(mf);
+                if (!o->quiet) {
+                    char mb[256];
+                    fmt_metrics(&dm, mb, sizeof mb);
+                    fprintf(stderr, "%seval step %lld: dev %s%s (best %s %.4f at step %lld)\n", tty ? "\r\033[K" : "",
+                            (long long)step, mb, improved ? " *" : "", main_name, best_main,
+                            (long long)res->best_step);
+                }
+                if (o->patience > 0 && bad_evals >= o->patience) {
+                    stop = 1;
+                    res->stopped_early = 1;
+                    if (!o->quiet)
+                        fprintf(stderr, "early stopping: %d evaluations without improvement\n", bad_evals);
+                }
+            }
+        }
+        res->epochs_run = ep + 1;
+    }
+    (void)just_evaluated;
+    res->steps = step;
+    res->train_s = train_s;
+    res->examples_per_s = train_s > 0 ? (double)ex_total / train_s : 0;
+    res->tokens_per_s = train_s > 0 ? (double)tok_total / train_s : 0;
+    if (o->save_final) {
+        snprintf(path, sizeof path, "%s/final", o->out_dir);
+        if ((rc = cl_run_save_checkpoint(c, path, step, NULL, err))) goto done;
+    }
+    if (res->best_step < 0) { /* no evaluation ever improved (metric NAN): the final parameters are the best */
+        memcpy(c->best_param, c->P.param, c->P.numel * sizeof(float));
+        res->best_step = step;
+        if ((rc = cl_run_save_checkpoint(c, bestdir, step, NULL, err))) goto done;
+        if ((rc = evaluate(c, &c->dev, &c->splits.dev, &res->best_dev, err))) goto done;
+    }
+    /* test metrics of the best checkpoint */
+    memcpy(c->P.param, c->best_param, c->P.numel * sizeof(float));
+    if (c->test.n) {
+        if ((rc = evaluate(c, &c->test, &c->splits.test, &res->test, err))) goto done;
+        fprintf(mf, "{\"type\":\"eval\",\"split\":\"test\",\"step\":%lld,", (long long)res->best_step);
+        cl_run_json_metrics(mf, &res->test);
+        fprintf(mf, ",\"main\":%.10g}\n", isfinite(res->test.main) ? res->test.main : 0);
+    }
+    fclose(mf);
+    mf = NULL;
+    res->wall_s = cl_now() - t_start;
+    snprintf(path, sizeof path, "%s/run.json", o->out_dir);
+    if ((rc = cl_run_write_json(c, path, res, res->stopped_early ? "stopped_early" : "done", err))) goto done;
+    {
+        char mp[4200], sp[4200];
+        snprintf(mp, sizeof mp, "%s/metrics.jsonl", o->out_dir);
+        snprintf(sp, sizeof sp, "%s/curve.svg", o->out_dir);
+        cl_error e2 = {0};
+        if (cl_run_write_curve(mp, sp, main_name, &e2) && !o->quiet)
+            fprintf(stderr, "warning: %s\n", e2.msg);
+    }
+done:
+    if (mf) fclose(mf);
+    cl_batch_plan_free(&plan);
+    tctx_free(c);
+    free(c);
+    return rc;
+}
+
+int cl_eval_run(const char *run, const char *split, const char *model_dir, const char *data_dir, int threads,
+                cl_metric_set *out, size_t *n_out, cl_error *err) {
+    char ckpt[4096], rj[4200], strbuf[16384];
+    snprintf(ckpt, sizeof ckpt, "%s", run);
+    size_t k = strlen(ckpt);
+    while (k > 1 && ckpt[k - 1] == '/') ckpt[--k] = 0;
+    /* RUN_DIR itself means RUN_DIR/best; run.json lives in the checkpoint's parent */
+    snprintf(rj, sizeof rj, "%s/run.json", ckpt);
+    if (access(rj, F_OK) == 0) {
+        strncat(ckpt, "/best", sizeof ckpt - strlen(ckpt) - 1);
+    } else {
+        snprintf(rj, sizeof rj, "%s/../run.json", ckpt);
+    }
+    cl_train_opts o;
+    int rc = cl_run_read_opts(rj, &o, strbuf, sizeof strbuf, err);
+    if (rc) return rc;
+    if (model_dir) o.model_dir = model_dir, o.tokenizer_dir = NULL;
+    if (data_dir) o.data_dir = data_dir;
+    if (threads > 0) o.threads = threads;
+    int which = !strcmp(split, "dev") ? 1 : !strcmp(split, "test") ? 2 : !strcmp(split, "train") ? 0 : -1;
+    if (which < 0) return cl_errf(err, CL_EINVAL, "option --split: '%s' is not dev, test or train", split);
+    cl_tctx *c = calloc(1, sizeof *c);
+    if (!c) return cl_errf(err, CL_ENOMEM, "out of memory");
+    if ((rc = tctx_setup(c, &o, 0, which == 0, err))) goto done;
+    if ((rc = cl_run_load_state(c, ckpt, err))) goto done;
+    const cl_tokset *s = which == 0 ? &c->tr : which == 1 ? &c->dev : &c->test;
+    const cl_dataset *d = which == 0 ? &c->splits.train : which == 1 ? &c->splits.dev : &c->splits.test;
+    if (s->n == 0) {
+        rc = cl_errf(err, CL_EINVAL, "option --split: the %s protocol has no %s split",
+                     o.protocol == CL_PROTOCOL_PAPER ? "paper" : "glue", split);
+        goto done;
+    }
+    rc = evaluate(c, s, d, out, err);
+    if (n_out) *n_out = s->n;
+done:
+    tctx_free(c);
+    free(c);
+    return rc;
+}

@@ -1,0 +1,103 @@
+/* Fine-tuning loop: `condlora train` and `condlora eval` (METHODS.md section 4 for the paper's protocol).
+ *
+ * cl_train_run checks everything first (options, model directory, tokenizer, the task's data files, every row) and
+ * only then creates RUN_DIR and takes the first step, so bad input fails before any training.
+ *
+ * Step k (0-based) of an optimizer run with total steps N and warm-up W = ceil(warmup_ratio * N) (transformers'
+ * get_warmup_steps) uses lr_k = lr * (k < W ? k / max(1, W) : max(0, (N - k) / max(1, N - W))) (transformers'
+ * get_linear_schedule_with_warmup). N = max_steps when > 0, else epochs * batches per epoch.
+ *
+ * Randomness, all derived from `seed` (same seed and thread count = bit-identical run; the dropout masks are
+ * counter-based and do not depend on the thread count either, so in practice only OpenBLAS's reduction order can):
+ *   - the paper protocol's train/dev split: cl_glue_make_splits(seed);
+ *   - a new classification head: head_seed = seed (transformers' normal(0, 0.02));
+ *   - adapter initialisation: cl_adapter_init(seed);
+ *   - batch order of epoch e: cl_batch_plan_epoch(seed, e) (length buckets of `mega` batches, each batch padded to
+ *     its longest member; the plan is a pure function of (seed, e), see data/batch.h);
+ *   - encoder dropout of step k: cl_train_step_seed(seed, k, 0); adapter dropout / gates: cl_train_step_seed(.., 1).
+ *
+ * Outputs under RUN_DIR: run.json (options, versions, counts, data sizes; rewritten with the results at the end),
+ * metrics.jsonl (one JSON object per logged step and per evaluation), curve.svg (training loss and dev metric),
+ * best/ and final/ (adapter_model.safetensors with PEFT key names + the head under PEFT's modules_to_save names,
+ * adapter_config.json, and condlora_state.safetensors: condlora's own trainable tensors by name, used by
+ * `condlora eval` to reload the run exactly). */
+#ifndef CL_TRAINER_H
+#define CL_TRAINER_H
+#include <stdint.h>
+#include "adapters/adapter.h"
+#include "core/error.h"
+#include "data/glue.h"
+#include "data/metrics.h"
+
+typedef struct {
+    const char *model_dir;     /* Hugging Face model directory */
+    const char *tokenizer_dir; /* NULL: model_dir */
+    const char *task;          /* GLUE task name */
+    const char *data_dir;      /* the GLUE root (holding TASK/) or the task's own directory */
+    const char *out_dir;       /* RUN_DIR */
+    cl_adapter_opts ad;        /* method, r, alpha, dropout, target_modules, ... */
+    float lr;                  /* peak learning rate (default 5e-4) */
+    float weight_decay;        /* 0 */
+    double warmup_ratio;       /* 0.1 (double: ceil(0.1 * 60) must be 6, as in Python) */
+    float beta1, beta2, eps;   /* 0.9, 0.999, 1e-8 */
+    float max_grad_norm;       /* <= 0: no clipping (default 0) */
+    int batch_size;            /* 16 */
+    int max_length;            /* 128 (512 under the paper preset) */
+    int epochs;                /* 3 */
+    int64_t max_steps;         /* > 0: stop after this many optimizer steps (overrides epochs) */
+    int64_t eval_every;        /* > 0: evaluate every N steps; 0: every epoch */
+    int patience;              /* > 0: stop after this many evaluations without improvement; 0: never */
+    uint64_t seed;             /* 1 */
+    int threads;               /* > 0: OpenMP and OpenBLAS threads */
+    cl_protocol protocol;      /* paper (default) | glue */
+    int mega;                  /* batches per length bucket (50) */
+    int log_every;             /* progress line / metrics.jsonl every N steps (10) */
+    int quiet;                 /* no progress lines */
+    size_t max_train;          /* > 0: use only the first N training examples (quick runs) */
+    size_t max_eval;           /* > 0: use only the first N dev / test examples */
+    int save_final;            /* write RUN/final (1) */
+} cl_train_opts;
+
+void cl_train_opts_default(cl_train_opts *o);
+
+/* The paper's per-task settings (METHODS.md 4): lr by method (LoRA / CondLoRA; other methods take LoRA's), epochs,
+ * patience 30 for MRPC, QNLI, SST-2, STS-B, r = alpha = 8, dropout 0, max length 512, batch 16, warm-up 0.1. */
+typedef struct {
+    const char *task;
+    double lr_lora, lr_condlora;
+    int epochs;
+    int patience;
+} cl_paper_preset;
+const cl_paper_preset *cl_paper_preset_find(const char *task); /* NULL when the task has no entry */
+int cl_train_apply_paper_preset(cl_train_opts *o, cl_error *err);
+/* Evaluation interval of the paper: every 1500 steps where an epoch has >= 1500 steps, else every epoch (0). */
+int64_t cl_paper_eval_every(size_t batches_per_epoch);
+
+/* Schedule */
+int64_t cl_train_warmup_steps(double warmup_ratio, int64_t total);
+double cl_train_lr_at(double lr, int64_t step, int64_t warmup, int64_t total);
+uint64_t cl_train_step_seed(uint64_t seed, int64_t step, int stream);
+
+typedef struct {
+    int64_t steps;          /* optimizer steps taken */
+    int epochs_run;
+    int stopped_early;
+    int64_t best_step;      /* step of the best evaluation (-1 when none) */
+    cl_metric_set best_dev; /* dev metrics of the best checkpoint */
+    cl_metric_set test;     /* test metrics of the best checkpoint (n == 0 without a test split) */
+    int have_test;
+    double final_loss;      /* mean training loss of the last logging window */
+    double wall_s, train_s, examples_per_s, tokens_per_s;
+    uint64_t n_adapter, n_head, n_gate;
+    size_t n_train, n_dev, n_test;
+} cl_train_result;
+
+int cl_train_run(const cl_train_opts *o, cl_train_result *res, cl_error *err);
+
+/* condlora eval: reloads RUN (a run directory's best/ or final/, or the run directory itself = its best/) and
+ * evaluates `split` ("dev", "test" or "train", as the run's protocol defines them). model_dir / data_dir override
+ * the paths recorded in run.json when not NULL; threads > 0 sets the thread count. */
+int cl_eval_run(const char *run, const char *split, const char *model_dir, const char *data_dir, int threads,
+                cl_metric_set *out, size_t *n_out, cl_error *err);
+
+#endif

@@ -1,0 +1,478 @@
+/* The training loop end to end on a tiny random BERT (written by this test, with the tiny WordPiece tokenizer of
+ * tests/data/tokenizer) and tiny GLUE-format TSV files the test writes: schedule, learning, determinism, early
+ * stopping, best-checkpoint reload, bad input. */
+#include <dirent.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "core/util.h"
+#include "io/safetensors.h"
+#include "model/model.h"
+#include "test.h"
+#include "train/trainer.h"
+
+static char ROOT[256], MODEL[300], GLUE[300];
+
+static const char CONFIG[] =
+    "{\"model_type\":\"bert\",\"vocab_size\":378,\"hidden_size\":32,\"num_hidden_layers\":2,"
+    "\"num_attention_heads\":2,\"intermediate_size\":64,\"max_position_embeddings\":64,\"type_vocab_size\":2,"
+    "\"pad_token_id\":0,\"layer_norm_eps\":1e-12,\"hidden_act\":\"gelu\",\"hidden_dropout_prob\":0.1,"
+    "\"attention_probs_dropout_prob\":0.1}";
+
+static void write_text(const char *path, const char *s) {
+    FILE *f = fopen(path, "w");
+    if (f) fputs(s, f), fclose(f);
+}
+
+static int read_all(const char *path, char **out, size_t *n) {
+    cl_error e = {0};
+    return cl_read_file(path, out, n, &e);
+}
+
+static int files_equal(const char *a, const char *b) {
+    char *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    int eq = !read_all(a, &x, &nx) && !read_all(b, &y, &ny) && nx == ny && memcmp(x, y, nx) == 0;
+    free(x), free(y);
+    return eq;
+}
+
+static void add(cl_st_writer *w, const char *name, const float *p, int64_t d0, int64_t d1) {
+    int64_t sh[2] = {d0, d1};
+    cl_error e = {0};
+    cl_st_writer_add_f32(w, name, d1 ? 2 : 1, sh, p, &e);
+}
+
+/* A model directory: config.json + model.safetensors (random encoder + pooler, no classifier) + tokenizer.json */
+static int make_model(void) {
+    cl_error e = {0};
+    cl_config cfg;
+    if (cl_config_parse(&cfg, CONFIG, strlen(CONFIG), "test", &e)) return -1;
+    cl_model m;
+    if (cl_model_init_random(&m, &cfg, CL_HEAD_BERT, 2, 7, &e)) return -1;
+    cl_config_free(&cfg);
+    int H = 32;
+    /* std 0.2 instead of 0.02 (initializer_range of the test fixtures), so that the tokens of a random model
+     * actually mix into [CLS] and the toy task is learnable in a few dozen steps */
+    for (int l = 0; l < 2; l++)
+        for (int k = 0; k < CL_MOD_COUNT; k++) {
+            cl_linear *li = &m.layers[l].lin[k];
+            for (size_t i = 0; i < (size_t)li->d_out * (size_t)li->d_in; i++) li->w[i] *= 10.0f;
+        }
+    for (int i = 0; i < H * H; i++) m.pooler.w[i] *= 10.0f;
+    cl_st_writer *w = cl_st_writer_new();
+    add(w, "embeddings.word_embeddings.weight", m.word_emb, 378, H);
+    add(w, "embeddings.position_embeddings.weight", m.pos_emb, 64, H);
+    add(w, "embeddings.token_type_embeddings.weight", m.type_emb, 2, H);
+    add(w, "embeddings.LayerNorm.weight", m.emb_ln_w, H, 0);
+    add(w, "embeddings.LayerNorm.bias", m.emb_ln_b, H, 0);
+    static const char *lin[CL_MOD_COUNT] = {"attention.self.query", "attention.self.key", "attention.self.value",
+                                            "attention.output.dense", "intermediate.dense", "output.dense"};
+    char n[256];
+    for (int l = 0; l < 2; l++) {
+        cl_layer_weights *L = &m.layers[l];
+        for (int k = 0; k < CL_MOD_COUNT; k++) {
+            snprintf(n, sizeof n, "encoder.layer.%d.%s.weight", l, lin[k]);
+            add(w, n, L->lin[k].w, L->lin[k].d_out, L->lin[k].d_in);
+            snprintf(n, sizeof n, "encoder.layer.%d.%s.bias", l, lin[k]);
+            add(w, n, L->lin[k].b, L->lin[k].d_out, 0);
+        }
+        snprintf(n, sizeof n, "encoder.layer.%d.attention.output.LayerNorm.weight", l);
+        add(w, n, L->ln1_w, H, 0);
+        snprintf(n, sizeof n, "encoder.layer.%d.attention.output.LayerNorm.bias", l);
+        add(w, n, L->ln1_b, H, 0);
+        snprintf(n, sizeof n, "encoder.layer.%d.output.LayerNorm.weight", l);
+        add(w, n, L->ln2_w, H, 0);
+        snprintf(n, sizeof n, "encoder.layer.%d.output.LayerNorm.bias", l);
+        add(w, n, L->ln2_b, H, 0);
+    }
+    add(w, "pooler.dense.weight", m.pooler.w, H, H);
+    add(w, "pooler.dense.bias", m.pooler.b, H, 0);
+    cl_mkdir_p(MODEL, &e);
+    char p[400];
+    snprintf(p, sizeof p, "%s/model.safetensors", MODEL);
+    int rc = cl_st_writer_save(w, p, &e);
+    cl_st_writer_free(w);
+    cl_model_free(&m);
+    snprintf(p, sizeof p, "%s/config.json", MODEL);
+    write_text(p, CONFIG);
+    char *tok = NULL;
+    size_t tn = 0;
+    if (read_all("tests/data/tokenizer/tiny_wordpiece/tokenizer.json", &tok, &tn)) return -1;
+    snprintf(p, sizeof p, "%s/tokenizer.json", MODEL);
+    cl_atomic_write(p, tok, tn, &e);
+    free(tok);
+    return rc;
+}
+
+/* SST-2-format toy task: label 1 for sentences made mostly of "good", 0 for "bad". */
+static void write_sst2(const char *dir, int ntrain, int ndev, uint64_t seed) {
+    static const char *words[] = {"the", "a", "movie", "film", "was", "is", "very", "plot", "actor", "fun",
+                                  "slow", "long", "story", "ok", "and"};
+    cl_error e = {0};
+    cl_mkdir_p(dir, &e);
+    cl_rng r;
+    cl_rng_seed(&r, seed);
+    for (int s = 0; s < 2; s++) {
+        char p[400];
+        snprintf(p, sizeof p, "%s/%s", dir, s ? "dev.tsv" : "train.tsv");
+        FILE *f = fopen(p, "w");
+        fprintf(f, "sentence\tlabel\n");
+        int n = s ? ndev : ntrain;
+        for (int i = 0; i < n; i++) {
+            int lab = (int)cl_rng_below(&r, 2);
+            int len = 3 + (int)cl_rng_below(&r, 6);
+            for (int k = 0; k < len; k++) { /* mostly the label's word, some filler */
+                int key = cl_rng_below(&r, 10) < 7;
+                fprintf(f, "%s%s", k ? " " : "", key ? (lab ? "good" : "bad") : words[cl_rng_below(&r, 15)]);
+            }
+            fprintf(f, "\t%d\n", lab);
+        }
+        fclose(f);
+    }
+}
+
+static cl_train_opts base_opts(const char *out) {
+    cl_train_opts o;
+    cl_train_opts_default(&o);
+    o.model_dir = MODEL;
+    o.task = "SST-2";
+    o.data_dir = GLUE;
+    o.out_dir = out;
+    o.protocol = CL_PROTOCOL_GLUE;
+    o.batch_size = 8;
+    o.max_length = 32;
+    o.lr = 5e-3f;
+    o.epochs = 1;
+    o.quiet = 1;
+    o.threads = 1;
+    o.log_every = 1;
+    return o;
+}
+
+/* every "type":"train" line's loss and lr, every dev eval's main */
+typedef struct { double loss[512], lr[512]; int n; double dev[512]; int ndev; } logged;
+
+static void read_metrics(const char *run, logged *L) {
+    memset(L, 0, sizeof *L);
+    char p[400], line[4096];
+    snprintf(p, sizeof p, "%s/metrics.jsonl", run);
+    FILE *f = fopen(p, "r");
+    if (!f) return;
+    while (fgets(line, sizeof line, f)) {
+        char *q;
+        if (strstr(line, "\"type\":\"train\"") && L->n < 512) {
+            q = strstr(line, "\"loss\":");
+            L->loss[L->n] = q ? strtod(q + 7, NULL) : NAN;
+            q = strstr(line, "\"lr\":");
+            L->lr[L->n++] = q ? strtod(q + 5, NULL) : NAN;
+        } else if (strstr(line, "\"split\":\"dev\"") && L->ndev < 512) {
+            q = strstr(line, "\"main\":");
+            L->dev[L->ndev++] = q ? strtod(q + 7, NULL) : NAN;
+        }
+    }
+    fclose(f);
+}
+
+TEST(schedule_by_hand) {
+    /* ratio 0.1 of 20 steps: warm-up ceil(2.0) = 2 */
+    CHECK(cl_train_warmup_steps(0.1, 20) == 2);
+    CHECK(cl_train_warmup_steps(0.15, 10) == 2, "ceil(1.5)");
+    CHECK(cl_train_warmup_steps(0.0, 10) == 0);
+    double lr = 1e-3;
+    CHECK_NEAR(cl_train_lr_at(lr, 0, 2, 20), 0.0, 0);
+    CHECK_NEAR(cl_train_lr_at(lr, 1, 2, 20), 0.5e-3, 1e-18);
+    CHECK_NEAR(cl_train_lr_at(lr, 2, 2, 20), 1e-3, 1e-18);
+    CHECK_NEAR(cl_train_lr_at(lr, 11, 2, 20), 1e-3 * 9.0 / 18.0, 1e-18);
+    CHECK_NEAR(cl_train_lr_at(lr, 19, 2, 20), 1e-3 / 18.0, 1e-18);
+    CHECK_NEAR(cl_train_lr_at(lr, 20, 2, 20), 0.0, 0);
+    CHECK_NEAR(cl_train_lr_at(lr, 0, 0, 4), 1e-3, 0, "no warm-up starts at the peak");
+    CHECK(cl_paper_eval_every(1499) == 0 && cl_paper_eval_every(1500) == 1500 && cl_paper_eval_every(24545) == 1500);
+    const cl_paper_preset *p = cl_paper_preset_find("rte");
+    CHECK(p && p->lr_condlora == 1.61750047409374e-4 && p->lr_lora == 7.70943216980477e-5 && p->epochs == 100 &&
+          p->patience == 0);
+    p = cl_paper_preset_find("sst2");
+    CHECK(p && p->epochs == 60 && p->patience == 30 && p->lr_condlora == 4.1369967560273e-4);
+    CHECK(cl_paper_preset_find("WNLI") == NULL);
+}
+
+TEST(learns_and_logs_schedule) {
+    char out[400];
+    snprintf(out, sizeof out, "%s/run_learn", ROOT);
+    cl_train_opts o = base_opts(out);
+    o.epochs = 3; /* 160 / 8 = 20 steps per epoch, 60 steps */
+    o.ad.method = CL_METHOD_LORA;
+    cl_error e = {0};
+    cl_train_result r;
+    int rc = cl_train_run(&o, &r, &e);
+    CHECK(rc == 0, "%s", e.msg);
+    if (rc) return;
+    CHECK(r.steps == 60 && r.epochs_run == 3, "%lld steps", (long long)r.steps);
+    logged L;
+    read_metrics(out, &L);
+    CHECK(L.n == 60, "%d logged steps", L.n);
+    CHECK(L.ndev == 3, "%d evaluations (one per epoch)", L.ndev);
+    double first = 0, last = 0;
+    for (int i = 0; i < 10; i++) first += L.loss[i], last += L.loss[L.n - 10 + i];
+    CHECK(last < 0.8 * first, "mean loss of the first 10 steps %g, of the last 10 %g", first / 10, last / 10);
+    CHECK(r.best_dev.main > 0.7, "dev accuracy %g on a learnable toy task", r.best_dev.main);
+    /* the logged lr of step k (1-based line k+1) is the hand formula at k: warm-up ceil(6.0) = 6 */
+    int ok = 1;
+    for (int k = 0; k < L.n; k++) {
+        double lr0 = (double)o.lr; /* the float 5e-3f */
+        double want = k < 6 ? lr0 * k / 6.0 : lr0 * (60.0 - k) / 54.0;
+        if (fabs(L.lr[k] - want) > 1e-8 * 5e-3) ok = 0, fprintf(stderr, "step %d lr %g want %g\n", k, L.lr[k], want);
+    }
+    CHECK(ok, "logged learning rates follow warm-up 6 then linear decay over 54 steps");
+    /* files a user expects */
+    char p[500];
+    const char *files[] = {"run.json", "curve.svg", "best/adapter_model.safetensors", "best/adapter_config.json",
+                           "best/condlora_state.safetensors", "final/adapter_model.safetensors"};
+    for (int i = 0; i < 6; i++) {
+        snprintf(p, sizeof p, "%s/%s", out, files[i]);
+        CHECK(access(p, R_OK) == 0, "%s", p);
+    }
+    /* PEFT names in the exported adapter: LoRA A/B of query and value in both layers + the BERT classifier */
+    snprintf(p, sizeof p, "%s/best/adapter_model.safetensors", out);
+    cl_safetensors st;
+    if (cl_st_open(&st, p, &e) == 0) {
+        CHECK(st.n == 2 * 2 * 2 + 2, "%d tensors", st.n);
+        CHECK(cl_st_find(&st, "base_model.model.bert.encoder.layer.1.attention.self.value.lora_B.weight") != NULL);
+        CHECK(cl_st_find(&st, "base_model.model.classifier.weight") != NULL);
+        cl_st_close(&st);
+    } else CHECK(0, "%s", e.msg);
+    /* run.json counts as plain integers: adapter = 2 layers x 2 modules x (8x32 + 32x8), head = 2x32 + 2 */
+    char *js = NULL;
+    size_t jn = 0;
+    snprintf(p, sizeof p, "%s/run.json", out);
+    CHECK(read_all(p, &js, &jn) == 0);
+    CHECK(js && strstr(js, "\"adapter\":\t2048") && strstr(js, "\"head\":\t66"), "trainable counts in run.json");
+    free(js);
+    CHECK(r.n_adapter == 2048 && r.n_head == 66);
+}
+
+TEST(same_seed_same_run) {
+    char a[400], b[400], c[400], pa[500], pb[500];
+    snprintf(a, sizeof a, "%s/run_det_a", ROOT);
+    snprintf(b, sizeof b, "%s/run_det_b", ROOT);
+    snprintf(c, sizeof c, "%s/run_det_c", ROOT);
+    cl_error e = {0};
+    cl_train_result r1, r2, r3;
+    cl_train_opts o = base_opts(a);
+    o.ad.dropout = 0.1f; /* adapter dropout and encoder dropout both drawn from the seed */
+    o.max_steps = 25;
+    CHECK(cl_train_run(&o, &r1, &e) == 0, "%s", e.msg);
+    o.out_dir = b;
+    CHECK(cl_train_run(&o, &r2, &e) == 0, "%s", e.msg);
+    o.out_dir = c;
+    o.seed = 2;
+    CHECK(cl_train_run(&o, &r3, &e) == 0, "%s", e.msg);
+    logged L1, L2, L3;
+    read_metrics(a, &L1), read_metrics(b, &L2), read_metrics(c, &L3);
+    int same = L1.n == L2.n && L1.n == 25, diff = 0;
+    for (int i = 0; i < L1.n && i < L3.n; i++) {
+        if (L1.loss[i] != L2.loss[i]) same = 0;
+        if (L1.loss[i] != L3.loss[i]) diff = 1;
+    }
+    CHECK(same, "same seed: identical logged losses");
+    CHECK(diff, "another seed: other losses");
+    snprintf(pa, sizeof pa, "%s/final/condlora_state.safetensors", a);
+    snprintf(pb, sizeof pb, "%s/final/condlora_state.safetensors", b);
+    CHECK(files_equal(pa, pb), "same seed: bit-identical adapter + head");
+    snprintf(pa, sizeof pa, "%s/final/adapter_model.safetensors", a);
+    snprintf(pb, sizeof pb, "%s/final/adapter_model.safetensors", b);
+    CHECK(files_equal(pa, pb), "same seed: bit-identical PEFT export");
+}
+
+TEST(early_stopping) {
+    char out[400];
+    snprintf(out, sizeof out, "%s/run_early", ROOT);
+    cl_train_opts o = base_opts(out);
+    o.lr = 1e-12f; /* the dev metric cannot move: only the first evaluation improves */
+    o.epochs = 5;  /* 100 steps available */
+    o.eval_every = 2;
+    o.patience = 3;
+    cl_error e = {0};
+    cl_train_result r;
+    CHECK(cl_train_run(&o, &r, &e) == 0, "%s", e.msg);
+    CHECK(r.stopped_early, "stopped early");
+    CHECK(r.steps == 2 * (1 + 3), "stopped at step %lld = after 1 + patience evaluations", (long long)r.steps);
+    CHECK(r.best_step == 2, "best step %lld", (long long)r.best_step);
+    logged L;
+    read_metrics(out, &L);
+    CHECK(L.ndev == 4, "%d evaluations logged", L.ndev);
+}
+
+TEST(best_reloads_exactly) {
+    char out[400], best[500];
+    snprintf(out, sizeof out, "%s/run_reload", ROOT);
+    cl_train_opts o = base_opts(out);
+    o.protocol = CL_PROTOCOL_PAPER; /* dev = 10% of train, test = the dev file */
+    o.ad.method = CL_METHOD_CONDLORA;
+    o.epochs = 2;
+    o.eval_every = 5;
+    cl_error e = {0};
+    cl_train_result r;
+    int rc = cl_train_run(&o, &r, &e);
+    CHECK(rc == 0, "%s", e.msg);
+    if (rc) return;
+    logged L;
+    read_metrics(out, &L);
+    double mx = -1;
+    for (int i = 0; i < L.ndev; i++)
+        if (L.dev[i] > mx) mx = L.dev[i];
+    CHECK(L.ndev >= 4 && mx == r.best_dev.main, "best logged dev %g vs result %g", mx, r.best_dev.main);
+    cl_metric_set m;
+    size_t n = 0;
+    CHECK(cl_eval_run(out, "dev", NULL, NULL, 1, &m, &n, &e) == 0, "%s", e.msg);
+    CHECK(m.main == r.best_dev.main && n == r.n_dev, "eval of best/ on dev %.10g vs logged %.10g", m.main, mx);
+    snprintf(best, sizeof best, "%s/best", out);
+    CHECK(cl_eval_run(best, "test", NULL, NULL, 1, &m, &n, &e) == 0, "%s", e.msg);
+    CHECK(r.have_test && m.main == r.test.main && n == 40, "eval of best/ on test %.10g vs %.10g", m.main,
+          r.test.main);
+    /* CLI: condlora eval prints the same number */
+    const char *bin = getenv("CL_BIN");
+    if (bin) {
+        char cmd[1200], buf[512] = {0}, want[64];
+        snprintf(cmd, sizeof cmd, "%s eval --run %s --split dev --threads 1", bin, out);
+        FILE *p = popen(cmd, "r");
+        size_t got = p ? fread(buf, 1, sizeof buf - 1, p) : 0;
+        (void)got;
+        CHECK(p && pclose(p) == 0);
+        snprintf(want, sizeof want, "\"main\":%.10g", r.best_dev.main);
+        CHECK(strstr(buf, want) != NULL, "%s lacks %s", buf, want);
+    }
+}
+
+static void expect_fail(cl_train_opts o, const char *what, const char *needle1, const char *needle2) {
+    cl_error e = {0};
+    cl_train_result r;
+    int rc = cl_train_run(&o, &r, &e);
+    CHECK(rc != 0, "%s: accepted", what);
+    CHECK(strstr(e.msg, needle1) != NULL && (!needle2 || strstr(e.msg, needle2)), "%s: message '%s'", what, e.msg);
+    CHECK(access(o.out_dir, F_OK) != 0, "%s: the run directory was created before the checks", what);
+}
+
+TEST(bad_input_fails_before_training) {
+    char out[400], d[400], p[500];
+    snprintf(out, sizeof out, "%s/run_bad", ROOT);
+    cl_train_opts o = base_opts(out);
+    cl_error e = {0};
+    /* missing model directory */
+    o.model_dir = "/nonexistent/model";
+    expect_fail(o, "missing model", "/nonexistent/model", NULL);
+    o.model_dir = MODEL;
+    /* model without tokenizer files */
+    snprintf(d, sizeof d, "%s/model_notok", ROOT);
+    cl_mkdir_p(d, &e);
+    snprintf(p, sizeof p, "%s/config.json", d);
+    write_text(p, CONFIG);
+    o.model_dir = d;
+    expect_fail(o, "no tokenizer", d, NULL);
+    o.model_dir = MODEL;
+    /* a directory that is not a GLUE task */
+    snprintf(d, sizeof d, "%s/notglue", ROOT);
+    cl_mkdir_p(d, &e);
+    snprintf(p, sizeof p, "%s/train.tsv", d);
+    write_text(p, "foo\tbar\n1\t2\n");
+    snprintf(p, sizeof p, "%s/dev.tsv", d);
+    write_text(p, "foo\tbar\n1\t2\n");
+    o.data_dir = d;
+    expect_fail(o, "not a GLUE task", d, NULL);
+    /* empty train file */
+    snprintf(d, sizeof d, "%s/bad_empty/SST-2", ROOT);
+    write_sst2(d, 8, 8, 3);
+    snprintf(p, sizeof p, "%s/train.tsv", d);
+    write_text(p, "");
+    snprintf(d, sizeof d, "%s/bad_empty", ROOT);
+    o.data_dir = d;
+    expect_fail(o, "empty file", "train.tsv", NULL);
+    /* a row with too few columns, line 3 */
+    snprintf(d, sizeof d, "%s/bad_cols/SST-2", ROOT);
+    write_sst2(d, 8, 8, 3);
+    snprintf(p, sizeof p, "%s/train.tsv", d);
+    write_text(p, "sentence\tlabel\na good one\t1\nno label here\n");
+    o.data_dir = d;
+    expect_fail(o, "too few columns", "train.tsv:3", NULL);
+    /* an unknown label, line 2 of dev */
+    snprintf(d, sizeof d, "%s/bad_label/SST-2", ROOT);
+    write_sst2(d, 8, 8, 3);
+    snprintf(p, sizeof p, "%s/dev.tsv", d);
+    write_text(p, "sentence\tlabel\nthe movie\tmaybe\n");
+    o.data_dir = d;
+    expect_fail(o, "unknown label", "dev.tsv:2", NULL);
+    /* a NaN score in STS-B */
+    snprintf(d, sizeof d, "%s/bad_nan/STS-B", ROOT);
+    cl_mkdir_p(d, &e);
+    const char *hdr = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n";
+    char rows[1024];
+    snprintf(rows, sizeof rows, "%s0\tg\tf\t2012\t0\ts\ts\ta man\ta dog\t2.5\n1\tg\tf\t2012\t1\ts\ts\tx\ty\tnan\n", hdr);
+    snprintf(p, sizeof p, "%s/train.tsv", d);
+    write_text(p, rows);
+    snprintf(rows, sizeof rows, "%s0\tg\tf\t2012\t0\ts\ts\ta man\ta dog\t2.5\n", hdr);
+    snprintf(p, sizeof p, "%s/dev.tsv", d);
+    write_text(p, rows);
+    snprintf(d, sizeof d, "%s/bad_nan", ROOT);
+    o.data_dir = d;
+    o.task = "STS-B";
+    expect_fail(o, "NaN score", "train.tsv:3", NULL);
+    o.task = "SST-2";
+    o.data_dir = GLUE;
+    /* missing data directory */
+    o.data_dir = "/nonexistent/glue";
+    expect_fail(o, "missing data", "/nonexistent/glue", NULL);
+    o.data_dir = GLUE;
+    /* options */
+    o.max_length = 100;
+    expect_fail(o, "max length beyond the positions", "max-length", NULL);
+    o.max_length = 32;
+    o.ad.r = 0;
+    expect_fail(o, "rank 0", "r", NULL);
+    o.ad.r = 8;
+    o.task = "NOPE";
+    expect_fail(o, "unknown task", "NOPE", NULL);
+    o.task = "SST-2";
+    /* the CLI exits non-zero with the message */
+    const char *bin = getenv("CL_BIN");
+    if (bin) {
+        char cmd[1400], buf[1024] = {0};
+        snprintf(cmd, sizeof cmd, "%s train --model %s --task SST-2 --data %s/bad_cols --method lora --out %s "
+                                  "--threads 1 --max-length 32 2>&1", bin, MODEL, ROOT, out);
+        FILE *f = popen(cmd, "r");
+        size_t got = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        (void)got;
+        int st = f ? pclose(f) : 0;
+        CHECK(st != 0 && strstr(buf, "train.tsv:3"), "CLI: exit %d, '%s'", st, buf);
+        CHECK(access(out, F_OK) != 0, "CLI created the run directory");
+        snprintf(cmd, sizeof cmd, "%s train --model %s --task SST-2 --data %s --method nope --out %s 2>&1", bin, MODEL,
+                 GLUE, out);
+        f = popen(cmd, "r");
+        st = f ? pclose(f) : 0;
+        CHECK(st != 0, "CLI: unknown method accepted");
+    }
+}
+
+int main(void) {
+    snprintf(ROOT, sizeof ROOT, "/tmp/cl_test_train_%d", (int)getpid());
+    snprintf(MODEL, sizeof MODEL, "%s/model", ROOT);
+    snprintf(GLUE, sizeof GLUE, "%s/glue", ROOT);
+    char d[400];
+    snprintf(d, sizeof d, "%s/SST-2", GLUE);
+    write_sst2(d, 160, 40, 11);
+    if (make_model()) {
+        CHECK(0, "could not write the test model");
+        return tst_summary(__FILE__);
+    }
+    RUN(schedule_by_hand);
+    RUN(learns_and_logs_schedule);
+    RUN(same_seed_same_run);
+    RUN(early_stopping);
+    RUN(best_reloads_exactly);
+    RUN(bad_input_fails_before_training);
+    if (!getenv("CL_KEEP_TMP")) {
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", ROOT);
+        if (system(cmd)) {}
+    }
+    return tst_summary(__FILE__);
+}

@@ -1,0 +1,61 @@
+/* condlora eval: reload a saved run (best/ or final/) and compute the task's metrics on a split. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "commands.h"
+#include "train/trainer.h"
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: condlora eval --run RUN_DIR[/best|/final] [--split dev|test|train] [--model DIR] [--data DIR]\n"
+               "                     [--threads K]\n"
+               "Reloads the checkpoint (RUN_DIR alone means RUN_DIR/best) with the options in RUN_DIR/run.json and\n"
+               "prints the split's metrics as one JSON line (splits as the run's protocol defines them; default dev).\n"
+               "  --model / --data   override the paths recorded in run.json\n");
+}
+
+int cmd_eval(int argc, char **argv) {
+    const char *run = NULL, *split = "dev", *model = NULL, *data = NULL;
+    int threads = 0;
+    static const struct option lo[] = {{"run", 1, 0, 'r'},  {"split", 1, 0, 's'},   {"model", 1, 0, 'm'},
+                                       {"data", 1, 0, 'd'}, {"threads", 1, 0, 't'}, {"help", 0, 0, 'h'},
+                                       {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        switch (c) {
+        case 'r': run = optarg; break;
+        case 's': split = optarg; break;
+        case 'm': model = optarg; break;
+        case 'd': data = optarg; break;
+        case 't': {
+            char *end = NULL;
+            long v = strtol(optarg, &end, 10);
+            if (!*optarg || *end || v < 1 || v > 4096) {
+                fprintf(stderr, "condlora eval: option --threads: '%s' is not a count\n", optarg);
+                return 2;
+            }
+            threads = (int)v;
+            break;
+        }
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!run || optind < argc) {
+        if (!run) fprintf(stderr, "condlora eval: option --run is required\n");
+        else fprintf(stderr, "condlora eval: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    cl_error err = {0};
+    cl_metric_set m;
+    size_t n = 0;
+    if (cl_eval_run(run, split, model, data, threads, &m, &n, &err)) {
+        fprintf(stderr, "condlora eval: %s\n", err.msg);
+        return 1;
+    }
+    printf("{\"run\":\"%s\",\"split\":\"%s\",\"examples\":%zu,\"main\":%.10g", run, split, n, m.main);
+    for (int i = 0; i < m.n; i++) printf(",\"%s\":%.10g", m.m[i].name, m.m[i].value);
+    printf("}\n");
+    return 0;
+}

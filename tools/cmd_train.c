@@ -1,0 +1,155 @@
+/* condlora train: fine-tune an encoder with an adapter method on a GLUE task (src/train/trainer.h). */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "commands.h"
+#include "train/trainer.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: condlora train --model DIR --task NAME --data DIR --method lora|condlora|salora|adalora\n"
+            "                      --out RUN_DIR [options]\n"
+            "Checks every input first (model, tokenizer, data rows, options), then trains and writes RUN_DIR/run.json,\n"
+            "metrics.jsonl, curve.svg, best/ and final/ (PEFT adapter_model.safetensors + adapter_config.json).\n"
+            "  --data DIR           the GLUE root holding TASK/ (e.g. ../shared/data/glue) or the task's directory\n"
+            "  --tokenizer DIR      tokenizer files (default: the model directory)\n"
+            "  --r N (8)  --alpha A (8)  --dropout P (0)  --targets query,value  --layers 0-5,11 (all)\n"
+            "  --lr X (5e-4)  --weight-decay X (0)  --warmup-ratio X (0.1)  --beta1 X (0.9)  --beta2 X (0.999)\n"
+            "  --eps X (1e-8)  --max-grad-norm X (0 = no clipping)\n"
+            "  --batch-size N (16)  --max-length N (128)  --epochs N (3)  --max-steps N (0 = by epochs)\n"
+            "  --eval-every N (0 = every epoch)  --patience N (0 = no early stopping)  --seed N (1)\n"
+            "  --threads K (OMP_NUM_THREADS or all cores)  --protocol paper|glue (paper)  --mega N (50 batches\n"
+            "  per length bucket)  --log-every N (10)  --max-train N / --max-eval N (use only the first N examples)\n"
+            "  --preset paper       the paper's settings for the task (METHODS.md 4): its lr for LoRA / CondLoRA,\n"
+            "                       epochs, patience, max length 512, r = alpha = 8, eval every epoch or 1500 steps;\n"
+            "                       options given after --preset override it\n"
+            "  --quiet              no progress lines\n");
+}
+
+static int parse_f(const char *name, const char *s, float *out) {
+    char *end = NULL;
+    double v = strtod(s, &end);
+    if (!*s || *end || !isfinite(v)) {
+        fprintf(stderr, "condlora train: option --%s: '%s' is not a number\n", name, s);
+        return -1;
+    }
+    *out = (float)v;
+    return 0;
+}
+
+static int parse_i(const char *name, const char *s, long long lo, long long hi, long long *out) {
+    char *end = NULL;
+    long long v = strtoll(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi) {
+        fprintf(stderr, "condlora train: option --%s: '%s' is not an integer in %lld..%lld\n", name, s, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cmd_train(int argc, char **argv) {
+    cl_train_opts o;
+    cl_train_opts_default(&o);
+    static const struct option lo[] = {
+        {"model", 1, 0, 0},      {"task", 1, 0, 0},       {"data", 1, 0, 0},         {"method", 1, 0, 0},
+        {"out", 1, 0, 0},        {"tokenizer", 1, 0, 0},  {"r", 1, 0, 0},            {"alpha", 1, 0, 0},
+        {"dropout", 1, 0, 0},    {"targets", 1, 0, 0},    {"layers", 1, 0, 0},       {"lr", 1, 0, 0},
+        {"weight-decay", 1, 0, 0}, {"warmup-ratio", 1, 0, 0}, {"beta1", 1, 0, 0},    {"beta2", 1, 0, 0},
+        {"eps", 1, 0, 0},        {"max-grad-norm", 1, 0, 0}, {"batch-size", 1, 0, 0}, {"max-length", 1, 0, 0},
+        {"epochs", 1, 0, 0},     {"max-steps", 1, 0, 0},  {"eval-every", 1, 0, 0},   {"patience", 1, 0, 0},
+        {"seed", 1, 0, 0},       {"threads", 1, 0, 0},    {"protocol", 1, 0, 0},     {"preset", 1, 0, 0},
+        {"mega", 1, 0, 0},       {"log-every", 1, 0, 0},  {"max-train", 1, 0, 0},    {"max-eval", 1, 0, 0},
+        {"quiet", 0, 0, 0},      {"help", 0, 0, 'h'},     {0, 0, 0, 0}};
+    /* first pass: method and task (the preset and the adapter defaults depend on them) */
+    const char *method = "condlora";
+    int c, li;
+    for (int i = 1; i < argc - 1; i++) {
+        if (!strcmp(argv[i], "--method")) method = argv[i + 1];
+        if (!strcmp(argv[i], "--task")) o.task = argv[i + 1];
+    }
+    cl_error err = {0};
+    if (cl_method_parse(method, &o.ad.method, &err)) {
+        fprintf(stderr, "condlora train: %s\n", err.msg);
+        return 2;
+    }
+    cl_adapter_opts_default(&o.ad, o.ad.method);
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", lo, &li)) != -1) {
+        if (c == 'h') { usage(stdout); return 0; }
+        if (c != 0) { usage(stderr); return 2; }
+        const char *n = lo[li].name, *a = optarg;
+        long long v = 0;
+        int bad = 0;
+        if (!strcmp(n, "model")) o.model_dir = a;
+        else if (!strcmp(n, "task")) o.task = a;
+        else if (!strcmp(n, "data")) o.data_dir = a;
+        else if (!strcmp(n, "method")) ;
+        else if (!strcmp(n, "out")) o.out_dir = a;
+        else if (!strcmp(n, "tokenizer")) o.tokenizer_dir = a;
+        else if (!strcmp(n, "r")) { bad = parse_i(n, a, 1, 4096, &v); o.ad.r = (int)v; }
+        else if (!strcmp(n, "alpha")) bad = parse_f(n, a, &o.ad.alpha);
+        else if (!strcmp(n, "dropout")) bad = parse_f(n, a, &o.ad.dropout);
+        else if (!strcmp(n, "targets")) o.ad.target_modules = a;
+        else if (!strcmp(n, "layers")) o.ad.layers = a;
+        else if (!strcmp(n, "lr")) bad = parse_f(n, a, &o.lr);
+        else if (!strcmp(n, "weight-decay")) bad = parse_f(n, a, &o.weight_decay);
+        else if (!strcmp(n, "warmup-ratio")) { float f = 0; bad = parse_f(n, a, &f); o.warmup_ratio = strtod(a, NULL); }
+        else if (!strcmp(n, "beta1")) bad = parse_f(n, a, &o.beta1);
+        else if (!strcmp(n, "beta2")) bad = parse_f(n, a, &o.beta2);
+        else if (!strcmp(n, "eps")) bad = parse_f(n, a, &o.eps);
+        else if (!strcmp(n, "max-grad-norm")) bad = parse_f(n, a, &o.max_grad_norm);
+        else if (!strcmp(n, "batch-size")) { bad = parse_i(n, a, 1, 65536, &v); o.batch_size = (int)v; }
+        else if (!strcmp(n, "max-length")) { bad = parse_i(n, a, 2, 1 << 20, &v); o.max_length = (int)v; }
+        else if (!strcmp(n, "epochs")) { bad = parse_i(n, a, 1, 1000000, &v); o.epochs = (int)v; }
+        else if (!strcmp(n, "max-steps")) { bad = parse_i(n, a, 0, 1LL << 40, &v); o.max_steps = v; }
+        else if (!strcmp(n, "eval-every")) { bad = parse_i(n, a, 0, 1LL << 40, &v); o.eval_every = v; }
+        else if (!strcmp(n, "patience")) { bad = parse_i(n, a, 0, 1000000, &v); o.patience = (int)v; }
+        else if (!strcmp(n, "seed")) { bad = parse_i(n, a, 0, (1LL << 53), &v); o.seed = (uint64_t)v; }
+        else if (!strcmp(n, "threads")) { bad = parse_i(n, a, 1, 4096, &v); o.threads = (int)v; }
+        else if (!strcmp(n, "mega")) { bad = parse_i(n, a, 0, 1000000, &v); o.mega = (int)v; }
+        else if (!strcmp(n, "log-every")) { bad = parse_i(n, a, 1, 1000000, &v); o.log_every = (int)v; }
+        else if (!strcmp(n, "max-train")) { bad = parse_i(n, a, 0, 1LL << 40, &v); o.max_train = (size_t)v; }
+        else if (!strcmp(n, "max-eval")) { bad = parse_i(n, a, 0, 1LL << 40, &v); o.max_eval = (size_t)v; }
+        else if (!strcmp(n, "quiet")) o.quiet = 1;
+        else if (!strcmp(n, "protocol")) {
+            if (cl_protocol_parse(a, &o.protocol, &err)) {
+                fprintf(stderr, "condlora train: option --protocol: %s\n", err.msg);
+                return 2;
+            }
+        } else if (!strcmp(n, "preset")) {
+            if (strcmp(a, "paper")) {
+                fprintf(stderr, "condlora train: option --preset: '%s' is not 'paper'\n", a);
+                return 2;
+            }
+            if (cl_train_apply_paper_preset(&o, &err)) {
+                fprintf(stderr, "condlora train: %s\n", err.msg);
+                return 2;
+            }
+        }
+        if (bad) return 2;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "condlora train: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    cl_train_result r;
+    if (cl_train_run(&o, &r, &err)) {
+        fprintf(stderr, "condlora train: %s\n", err.msg);
+        return 1;
+    }
+    /* summary table */
+    printf("\n%-8s %-10s %-8s %s\n", "split", "examples", "step", "metrics");
+    for (int s = 0; s < 1 + r.have_test; s++) {
+        const cl_metric_set *m = s ? &r.test : &r.best_dev;
+        printf("%-8s %-10zu %-8lld", s ? "test" : "dev", s ? r.n_test : r.n_dev, (long long)r.best_step);
+        for (int i = 0; i < m->n; i++) printf(" %s %.4f", m->m[i].name, m->m[i].value);
+        printf("\n");
+    }
+    printf("steps %lld, epochs %d%s, %.1f examples/s, %.0f tokens/s, wall %.1f s; run: %s\n", (long long)r.steps,
+           r.epochs_run, r.stopped_early ? " (stopped early)" : "", r.examples_per_s, r.tokens_per_s, r.wall_s,
+           o.out_dir);
+    return 0;
+}
