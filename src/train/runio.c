@@ -30,6 +30,13 @@ void cl_run_json_metrics(FILE *f, const cl_metric_set *m) {
     fprintf(f, "}");
 }
 
+/* A float option as the decimal a user typed (0.3, not 0.300000011920929): shortest form that round-trips in float. */
+static double f32_json(float v) {
+    char b[32];
+    snprintf(b, sizeof b, "%.7g", v);
+    return strtod(b, NULL);
+}
+
 static cJSON *adapter_json(const cl_adapter_opts *a) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "method", cl_method_names[a->method]);
@@ -37,24 +44,24 @@ static cJSON *adapter_json(const cl_adapter_opts *a) {
                                                                                          : "query,value");
     cJSON_AddStringToObject(j, "layers", a->layers ? a->layers : "");
     cJSON_AddNumberToObject(j, "r", a->r);
-    cJSON_AddNumberToObject(j, "alpha", a->alpha);
-    cJSON_AddNumberToObject(j, "dropout", a->dropout);
+    cJSON_AddNumberToObject(j, "alpha", f32_json(a->alpha));
+    cJSON_AddNumberToObject(j, "dropout", f32_json(a->dropout));
     cJSON_AddNumberToObject(j, "rslora", a->rslora);
     cJSON_AddNumberToObject(j, "condlora_paper", a->condlora_paper);
     cJSON_AddNumberToObject(j, "condlora_use_x", a->condlora_use_x);
-    cJSON_AddNumberToObject(j, "condlora_lambda_x", a->condlora_lambda_x);
-    cJSON_AddNumberToObject(j, "salora_budget", a->salora_budget);
-    cJSON_AddNumberToObject(j, "salora_warmup", a->salora_warmup);
-    cJSON_AddNumberToObject(j, "salora_lambda_lr", a->salora_lambda_lr);
-    cJSON_AddNumberToObject(j, "salora_orth", a->salora_orth);
-    cJSON_AddNumberToObject(j, "salora_log_alpha_init", a->salora_log_alpha_init);
+    cJSON_AddNumberToObject(j, "condlora_lambda_x", f32_json(a->condlora_lambda_x));
+    cJSON_AddNumberToObject(j, "salora_budget", f32_json(a->salora_budget));
+    cJSON_AddNumberToObject(j, "salora_warmup", f32_json(a->salora_warmup));
+    cJSON_AddNumberToObject(j, "salora_lambda_lr", f32_json(a->salora_lambda_lr));
+    cJSON_AddNumberToObject(j, "salora_orth", f32_json(a->salora_orth));
+    cJSON_AddNumberToObject(j, "salora_log_alpha_init", f32_json(a->salora_log_alpha_init));
     cJSON_AddNumberToObject(j, "ada_target_r", a->ada_target_r);
     cJSON_AddNumberToObject(j, "ada_tinit", a->ada_tinit);
     cJSON_AddNumberToObject(j, "ada_tfinal", a->ada_tfinal);
     cJSON_AddNumberToObject(j, "ada_deltaT", a->ada_deltaT);
-    cJSON_AddNumberToObject(j, "ada_beta1", a->ada_beta1);
-    cJSON_AddNumberToObject(j, "ada_beta2", a->ada_beta2);
-    cJSON_AddNumberToObject(j, "ada_orth", a->ada_orth);
+    cJSON_AddNumberToObject(j, "ada_beta1", f32_json(a->ada_beta1));
+    cJSON_AddNumberToObject(j, "ada_beta2", f32_json(a->ada_beta2));
+    cJSON_AddNumberToObject(j, "ada_orth", f32_json(a->ada_orth));
     return j;
 }
 
