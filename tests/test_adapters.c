@@ -6,6 +6,7 @@
 #include "adapters/adapter.h"
 #include "core/util.h"
 #include "test.h"
+#include "ref.h"
 
 static float dummy_w[1];
 
@@ -406,15 +407,6 @@ TEST(salora_removes_closed_components) {
 #include "io/safetensors.h"
 #define REFS "tests/data/adapters/refs.safetensors"
 
-static int ref_load(const cl_safetensors *st, const char *name, float *out, size_t n) {
-    const cl_st_tensor *t = cl_st_find(st, name);
-    cl_error err = {0};
-    if (!t || t->numel != n || cl_st_to_f32(st, t, out, &err)) {
-        CHECK(0, "reference tensor %s missing or of another size (%s)", name, err.msg);
-        return -1;
-    }
-    return 0;
-}
 
 TEST(adamw_matches_torch) {
     cl_safetensors st;

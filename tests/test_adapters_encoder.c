@@ -18,6 +18,7 @@
 #include "io/safetensors.h"
 #include "model/encoder.h"
 #include "test.h"
+#include "ref.h"
 
 #define REFS "tests/data/adapters/refs.safetensors"
 #define TINY_ROBERTA "tests/data/adapters/tiny_roberta"
@@ -26,15 +27,6 @@
 static cl_safetensors refs;
 static int refs_ok;
 
-static int ref_load(const cl_safetensors *st, const char *name, float *out, size_t n) {
-    const cl_st_tensor *t = cl_st_find(st, name);
-    cl_error err = {0};
-    if (!t || t->numel != n || cl_st_to_f32(st, t, out, &err)) {
-        CHECK(0, "reference tensor %s missing or of another size (%s)", name, err.msg);
-        return -1;
-    }
-    return 0;
-}
 static int ref_i32(const cl_safetensors *st, const char *name, int32_t *out, size_t n) {
     const cl_st_tensor *t = cl_st_find(st, name);
     if (!t || t->numel != n) {

@@ -729,6 +729,24 @@ static int save_json(cJSON *root, const char *path, cl_error *err) {
     return rc;
 }
 
+/* The common tail of both analyses: unless an earlier step failed (rc), write OUT_DIR/JSON_NAME and
+ * OUT_DIR/report.md; always free the JSON tree and the report. */
+static int finish_outputs(int rc, cJSON *root, cl_sb *md, const char *out_dir, const char *json_name,
+                          cl_error *err) {
+    char path[1400];
+    if (!rc) {
+        snprintf(path, sizeof path, "%s/%s", out_dir, json_name);
+        rc = save_json(root, path, err);
+    }
+    if (!rc) {
+        snprintf(path, sizeof path, "%s/report.md", out_dir);
+        rc = cl_sb_save(md, path, err);
+    }
+    cJSON_Delete(root);
+    cl_sb_free(md);
+    return rc;
+}
+
 static int write_map(const double *v, int rows, int cols, const char *const *rl, const char *const *cll,
                      const char *title, const char *xl, const char *yl, const char *out_dir, const char *stem,
                      cl_error *err) {
@@ -907,17 +925,7 @@ int cl_conversion_write(const cl_conv_result *res, const cl_lora_adapter *ad, co
         }
         free_labels(labels, res->n_base);
     }
-    if (!rc) {
-        snprintf(path, sizeof path, "%s/conversion.json", out_dir);
-        rc = save_json(root, path, err);
-    }
-    if (!rc) {
-        snprintf(path, sizeof path, "%s/report.md", out_dir);
-        rc = cl_sb_save(&md, path, err);
-    }
-    cJSON_Delete(root);
-    cl_sb_free(&md);
-    return rc;
+    return finish_outputs(rc, root, &md, out_dir, "conversion.json", err);
 }
 
 static const char *const sim_row_names[6] = {"A", "B", "dW", "random A", "random B", "random dW"};
@@ -945,7 +953,7 @@ int cl_similarity_write(const cl_sim_result *res, const char *label_x, const cha
                         cl_error *err) {
     int rc = cl_mkdir_p(out_dir, err);
     if (rc) return rc;
-    char ij[64], path[1400], stem[96], title[512];
+    char ij[64], stem[96], title[512];
     ij_text(ij, sizeof ij, res->i, res->j);
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "analysis", "similarity");
@@ -1013,15 +1021,5 @@ int cl_similarity_write(const cl_sim_result *res, const char *label_x, const cha
         free(grid);
         free_labels(labels, sm->n);
     }
-    if (!rc) {
-        snprintf(path, sizeof path, "%s/similarity.json", out_dir);
-        rc = save_json(root, path, err);
-    }
-    if (!rc) {
-        snprintf(path, sizeof path, "%s/report.md", out_dir);
-        rc = cl_sb_save(&md, path, err);
-    }
-    cJSON_Delete(root);
-    cl_sb_free(&md);
-    return rc;
+    return finish_outputs(rc, root, &md, out_dir, "similarity.json", err);
 }
