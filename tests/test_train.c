@@ -2,6 +2,10 @@
  * tests/data/tokenizer) and tiny GLUE-format TSV files the test writes: schedule, learning, determinism, early
  * stopping, best-checkpoint reload, bad input. */
 #include <dirent.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -452,6 +456,198 @@ TEST(bad_input_fails_before_training) {
     }
 }
 
+
+/* ---- checkpoints and resume (issue 7) ---- */
+
+static int same_file(const char *run_a, const char *run_b, const char *rel) {
+    char pa[600], pb[600];
+    snprintf(pa, sizeof pa, "%s/%s", run_a, rel);
+    snprintf(pb, sizeof pb, "%s/%s", run_b, rel);
+    return files_equal(pa, pb);
+}
+
+static int same_losses(const char *a, const char *b, int expect_n) {
+    logged *L1 = malloc(sizeof *L1), *L2 = malloc(sizeof *L2);
+    read_metrics(a, L1), read_metrics(b, L2);
+    int same = L1->n == L2->n && L1->n == expect_n && L1->ndev == L2->ndev;
+    for (int i = 0; same && i < L1->n; i++) same = L1->loss[i] == L2->loss[i] && L1->lr[i] == L2->lr[i];
+    for (int i = 0; same && i < L1->ndev; i++) same = L1->dev[i] == L2->dev[i];
+    free(L1), free(L2);
+    return same;
+}
+
+static int exists(const char *run, const char *rel) {
+    char p[600];
+    snprintf(p, sizeof p, "%s/%s", run, rel);
+    return access(p, F_OK) == 0;
+}
+
+/* 30 steps straight vs 13 steps, stop (a checkpoint), resume, 17 steps: the same losses, evaluations and bytes
+ * (the stop falls inside the second epoch of 20 batches, so the data position matters) */
+TEST(resume_is_exact) {
+    const cl_method methods[] = {CL_METHOD_LORA, CL_METHOD_CONDLORA, CL_METHOD_SALORA, CL_METHOD_ADALORA};
+    for (int mi = 0; mi < 4; mi++) {
+        char a[400], b[400];
+        snprintf(a, sizeof a, "%s/resume_%s_straight", ROOT, cl_method_names[methods[mi]]);
+        snprintf(b, sizeof b, "%s/resume_%s_stopped", ROOT, cl_method_names[methods[mi]]);
+        cl_train_opts o = base_opts(a);
+        o.ad.method = methods[mi];
+        cl_adapter_opts_default(&o.ad, methods[mi]);
+        o.ad.dropout = 0.1f;
+        o.max_steps = 30;
+        o.eval_every = 4;
+        o.save_every = 10;
+        if (methods[mi] == CL_METHOD_SALORA) o.ad.salora_budget = 0.5f;
+        cl_error e = {0};
+        cl_train_result r1, r2, r3;
+        CHECK(cl_train_run(&o, &r1, &e) == 0, "%s: %s", cl_method_names[methods[mi]], e.msg);
+        o.out_dir = b;
+        o.stop_after = 13;
+        CHECK(cl_train_run(&o, &r2, &e) == 0, "%s", e.msg);
+        CHECK(r2.paused && r2.steps == 13, "%s: paused at %lld", cl_method_names[methods[mi]], (long long)r2.steps);
+        CHECK(exists(b, "checkpoint-10/COMPLETE") && exists(b, "checkpoint-13/COMPLETE") && !exists(b, "final"));
+        cl_train_opts ro;
+        memset(&ro, 0, sizeof ro);
+        ro.resume = b, ro.quiet = 1, ro.save_final = 1;
+        CHECK(cl_train_run(&ro, &r3, &e) == 0, "%s", e.msg);
+        CHECK(r3.resumed_from == 13 && r3.steps == 30, "%s: resumed from %lld, %lld steps",
+              cl_method_names[methods[mi]], (long long)r3.resumed_from, (long long)r3.steps);
+        CHECK(same_losses(a, b, 30), "%s: logged losses, learning rates and dev metrics equal",
+              cl_method_names[methods[mi]]);
+        CHECK(same_file(a, b, "final/adapter_model.safetensors") &&
+              same_file(a, b, "final/condlora_state.safetensors"), "%s: final adapter bytes",
+              cl_method_names[methods[mi]]);
+        CHECK(same_file(a, b, "best/adapter_model.safetensors") && same_file(a, b, "best/adapter_config.json"),
+              "%s: best/ bytes", cl_method_names[methods[mi]]);
+        CHECK(same_file(a, b, "checkpoint-30/optimizer.safetensors"), "%s: optimizer state at step 30",
+              cl_method_names[methods[mi]]);
+        CHECK(r1.best_step == r3.best_step && r1.best_dev.main == r3.best_dev.main, "%s: best %lld vs %lld",
+              cl_method_names[methods[mi]], (long long)r1.best_step, (long long)r3.best_step);
+    }
+}
+
+/* runs the CLI with argv (NULL-terminated), stderr into errfile; fsize > 0: RLIMIT_FSIZE in bytes; fault: the
+ * CONDLORA_FAULT value; signal_when: send sig as soon as that file exists. Returns the wait status. */
+static int run_cli(char *const argv[], const char *errfile, long fsize, const char *fault, int sig,
+                   const char *signal_when) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        FILE *ef = freopen(errfile, "w", stderr);
+        (void)ef;
+        if (!freopen("/dev/null", "w", stdout)) _exit(126);
+        if (fsize > 0) {
+            struct rlimit rl = {(rlim_t)fsize, (rlim_t)fsize};
+            setrlimit(RLIMIT_FSIZE, &rl);
+        }
+        if (fault) setenv("CONDLORA_FAULT", fault, 1);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    if (pid < 0) return -1;
+    if (signal_when) {
+        struct timespec ts = {0, 200000L};
+        for (int i = 0; i < 300000 && access(signal_when, F_OK) != 0; i++) nanosleep(&ts, NULL);
+        kill(pid, sig);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return st;
+}
+
+static int file_has(const char *path, const char *needle) {
+    char *t = NULL;
+    size_t n = 0;
+    if (read_all(path, &t, &n)) return 0;
+    int r = strstr(t, needle) != NULL;
+    free(t);
+    return r;
+}
+
+TEST(cli_signals_faults_and_full_disk) {
+    const char *bin = getenv("CL_BIN");
+    if (!bin) {
+        SKIP("CL_BIN not set (run through make test)");
+        return;
+    }
+    char a[400], b[400], c[400], d[400], errf[500], steps[16] = "200";
+#define ARGS(out, extra...)                                                                                        \
+    {(char *)bin, "train", "--model", MODEL, "--task", "SST-2", "--data", GLUE, "--method", "condlora", "--out", \
+     out, "--protocol", "glue", "--batch-size", "8", "--max-length", "32", "--lr", "5e-3", "--threads", "1",     \
+     "--quiet", "--log-every", "5", "--eval-every", "20", "--max-steps", steps, "--save-every", "5", ##extra, NULL}
+    snprintf(a, sizeof a, "%s/cli_straight", ROOT);
+    snprintf(b, sizeof b, "%s/cli_sigterm", ROOT);
+    snprintf(c, sizeof c, "%s/cli_fault", ROOT);
+    snprintf(d, sizeof d, "%s/cli_fsize", ROOT);
+    snprintf(errf, sizeof errf, "%s/cli_stderr.txt", ROOT);
+    char *straight[] = ARGS(a);
+    int st = run_cli(straight, errf, 0, NULL, 0, NULL);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "straight run: status %d", st);
+    /* SIGTERM while training: checkpoint of the finished step, exit 143, then --resume finishes it exactly */
+    char when[600];
+    snprintf(when, sizeof when, "%s/checkpoint-5/COMPLETE", b);
+    char *sigterm[] = ARGS(b);
+    st = run_cli(sigterm, errf, 0, NULL, SIGTERM, when);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 143, "SIGTERM: status %d (exit %d)", st, WEXITSTATUS(st));
+    CHECK(file_has(errf, "terminated (SIGTERM) at step") && file_has(errf, "--resume"), "SIGTERM message");
+    char rj[500];
+    snprintf(rj, sizeof rj, "%s/run.json", b);
+    CHECK(file_has(rj, "\"interrupted\""), "run.json says interrupted");
+    char *resume_b[] = {(char *)bin, "train", "--resume", b, "--quiet", NULL};
+    st = run_cli(resume_b, errf, 0, NULL, 0, NULL);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "resume after SIGTERM: status %d", st);
+    CHECK(same_losses(a, b, 40) && same_file(a, b, "final/adapter_model.safetensors"),
+          "SIGTERM + resume = straight run");
+    /* SIGINT: exit 130 */
+    char b2[400];
+    snprintf(b2, sizeof b2, "%s/cli_sigint", ROOT);
+    snprintf(when, sizeof when, "%s/checkpoint-5/COMPLETE", b2);
+    char *sigint[] = ARGS(b2);
+    st = run_cli(sigint, errf, 0, NULL, SIGINT, when);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 130, "SIGINT: status %d", st);
+    /* SIGKILL in the middle of writing the 3rd checkpoint (step 15): checkpoint-10 stays the newest complete one,
+     * checkpoint-15 has no marker; --resume drops it and continues from 10 to the same result */
+    char *fault[] = ARGS(c);
+    st = run_cli(fault, errf, 0, "kill-in-checkpoint:3", 0, NULL);
+    CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "fault injection: status %d", st);
+    CHECK(exists(c, "checkpoint-10/COMPLETE") && exists(c, "checkpoint-15") && !exists(c, "checkpoint-15/COMPLETE"),
+          "checkpoint-15 incomplete, checkpoint-10 complete");
+    char latest[600];
+    int64_t ls = -1;
+    cl_error e = {0};
+    CHECK(cl_train_latest_checkpoint(c, latest, sizeof latest, &ls, &e) == 0 && ls == 10, "latest %lld", (long long)ls);
+    char *resume_c[] = {(char *)bin, "train", "--resume", c, "--quiet", NULL};
+    st = run_cli(resume_c, errf, 0, NULL, 0, NULL);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "resume after SIGKILL: status %d", st);
+    CHECK(same_losses(a, c, 40) && same_file(a, c, "final/adapter_model.safetensors") &&
+          same_file(a, c, "best/adapter_model.safetensors"), "SIGKILL + resume = straight run");
+    /* a file-size limit (as a full disk): the first checkpoint is written without it; with 12 KiB per file the
+     * optimizer state (3 copies of the trainable floats) cannot be written: a clear error naming the checkpoint and
+     * the intact previous one, a non-zero exit, and --resume without the limit still ends as the straight run */
+    char *stop5[] = ARGS(d, "--stop-after", "5");
+    st = run_cli(stop5, errf, 0, NULL, 0, NULL);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0 && exists(d, "checkpoint-5/COMPLETE"), "paused at 5: %d", st);
+    char *resume_d[] = {(char *)bin, "train", "--resume", d, "--quiet", NULL};
+    st = run_cli(resume_d, errf, 12 * 1024, NULL, 0, NULL);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1, "file-size limit: status %d", st);
+    CHECK(file_has(errf, "checkpoint-10") && file_has(errf, "File too large") &&
+          file_has(errf, "the previous checkpoint") && file_has(errf, "checkpoint-5 is intact"),
+          "file-size limit message");
+    CHECK(exists(d, "checkpoint-5/COMPLETE") && !exists(d, "checkpoint-10/COMPLETE"), "checkpoint-5 intact");
+    st = run_cli(resume_d, errf, 0, NULL, 0, NULL);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "resume without the limit: %d", st);
+    CHECK(same_losses(a, d, 40) && same_file(a, d, "final/adapter_model.safetensors"), "full disk + resume = straight");
+    /* --resume with other options is refused; a run without checkpoints cannot be resumed */
+    char *bad[] = {(char *)bin, "train", "--resume", d, "--lr", "1", NULL};
+    st = run_cli(bad, errf, 0, NULL, 0, NULL);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2 && file_has(errf, "option --lr"), "resume + --lr: %d", st);
+    char nock[400];
+    snprintf(nock, sizeof nock, "%s/run_det_a", ROOT);
+    char *none[] = {(char *)bin, "train", "--resume", nock, NULL};
+    st = run_cli(none, errf, 0, NULL, 0, NULL);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1 && file_has(errf, "no complete checkpoint"), "no checkpoint: %d", st);
+#undef ARGS
+}
+
 int main(void) {
     snprintf(ROOT, sizeof ROOT, "/tmp/cl_test_train_%d", (int)getpid());
     snprintf(MODEL, sizeof MODEL, "%s/model", ROOT);
@@ -469,6 +665,8 @@ int main(void) {
     RUN(early_stopping);
     RUN(best_reloads_exactly);
     RUN(bad_input_fails_before_training);
+    RUN(resume_is_exact);
+    RUN(cli_signals_faults_and_full_disk);
     if (!getenv("CL_KEEP_TMP")) {
         char cmd[600];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", ROOT);

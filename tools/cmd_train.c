@@ -1,6 +1,7 @@
 /* condlora train: fine-tune an encoder with an adapter method on a GLUE task (src/train/trainer.h). */
 #include <getopt.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +26,15 @@ static void usage(FILE *f) {
             "  --preset paper       the paper's settings for the task (METHODS.md 4): its lr for LoRA / CondLoRA,\n"
             "                       epochs, patience, max length 512, r = alpha = 8, eval every epoch or 1500 steps;\n"
             "                       options given after --preset override it\n"
-            "  --quiet              no progress lines\n");
+            "  --save-every N       write RUN_DIR/checkpoint-STEP/ every N steps (adapter, head, optimizer moments,\n"
+            "                       schedule and data position, evaluation history; COMPLETE marker last)\n"
+            "  --save-limit N       keep only the newest N checkpoints (0 = all)\n"
+            "  --stop-after N       take N steps, write a checkpoint and exit (continue later with --resume)\n"
+            "  --resume RUN_DIR     continue RUN_DIR from its newest complete checkpoint with the options of its\n"
+            "                       run.json (only --threads, --quiet, --save-every, --save-limit, --stop-after may\n"
+            "                       be given); same thread count = the same losses and bytes as a run never stopped\n"
+            "  --quiet              no progress lines\n"
+            "SIGINT (Ctrl-C) and SIGTERM finish the current step, write a checkpoint and exit with 130 / 143.\n");
 }
 
 static int parse_f(const char *name, const char *s, float *out) {
@@ -62,7 +71,9 @@ int cmd_train(int argc, char **argv) {
         {"epochs", 1, 0, 0},     {"max-steps", 1, 0, 0},  {"eval-every", 1, 0, 0},   {"patience", 1, 0, 0},
         {"seed", 1, 0, 0},       {"threads", 1, 0, 0},    {"protocol", 1, 0, 0},     {"preset", 1, 0, 0},
         {"mega", 1, 0, 0},       {"log-every", 1, 0, 0},  {"max-train", 1, 0, 0},    {"max-eval", 1, 0, 0},
-        {"quiet", 0, 0, 0},      {"help", 0, 0, 'h'},     {0, 0, 0, 0}};
+        {"quiet", 0, 0, 0},      {"help", 0, 0, 'h'},     {"save-every", 1, 0, 0},   {"save-limit", 1, 0, 0},
+        {"stop-after", 1, 0, 0}, {"resume", 1, 0, 0},     {0, 0, 0, 0}};
+    const char *not_with_resume = NULL;
     /* first pass: method and task (the preset and the adapter defaults depend on them) */
     const char *method = "condlora";
     int c, li;
@@ -83,6 +94,9 @@ int cmd_train(int argc, char **argv) {
         const char *n = lo[li].name, *a = optarg;
         long long v = 0;
         int bad = 0;
+        if (strcmp(n, "resume") && strcmp(n, "threads") && strcmp(n, "quiet") && strcmp(n, "save-every") &&
+            strcmp(n, "save-limit") && strcmp(n, "stop-after") && !not_with_resume)
+            not_with_resume = n;
         if (!strcmp(n, "model")) o.model_dir = a;
         else if (!strcmp(n, "task")) o.task = a;
         else if (!strcmp(n, "data")) o.data_dir = a;
@@ -114,6 +128,10 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(n, "max-train")) { bad = parse_i(n, a, 0, 1LL << 40, &v); o.max_train = (size_t)v; }
         else if (!strcmp(n, "max-eval")) { bad = parse_i(n, a, 0, 1LL << 40, &v); o.max_eval = (size_t)v; }
         else if (!strcmp(n, "quiet")) o.quiet = 1;
+        else if (!strcmp(n, "save-every")) { bad = parse_i(n, a, 0, 1LL << 40, &v); o.save_every = v; }
+        else if (!strcmp(n, "save-limit")) { bad = parse_i(n, a, 0, 1000000, &v); o.save_limit = (int)v; }
+        else if (!strcmp(n, "stop-after")) { bad = parse_i(n, a, 1, 1LL << 40, &v); o.stop_after = v; }
+        else if (!strcmp(n, "resume")) o.resume = a;
         else if (!strcmp(n, "protocol")) {
             if (cl_protocol_parse(a, &o.protocol, &err)) {
                 fprintf(stderr, "condlora train: option --protocol: %s\n", err.msg);
@@ -135,11 +153,22 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "condlora train: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
+    if (o.resume && not_with_resume) {
+        fprintf(stderr, "condlora train: option --%s: a resumed run takes its options from %s/run.json (only "
+                        "--threads, --quiet, --save-every, --save-limit and --stop-after may be given)\n",
+                not_with_resume, o.resume);
+        return 2;
+    }
+    /* a file-size limit (ulimit -f) must give a write error, not kill the process mid-checkpoint */
+    signal(SIGXFSZ, SIG_IGN);
     cl_train_result r;
     if (cl_train_run(&o, &r, &err)) {
         fprintf(stderr, "condlora train: %s\n", err.msg);
         return 1;
     }
+    if (r.interrupted) return 128 + r.interrupted; /* 130 SIGINT, 143 SIGTERM, after the checkpoint */
+    if (r.paused) return 0;
+    const char *out_dir = o.resume ? o.resume : o.out_dir;
     /* summary table */
     printf("\n%-8s %-10s %-8s %s\n", "split", "examples", "step", "metrics");
     for (int s = 0; s < 1 + r.have_test; s++) {
@@ -150,6 +179,6 @@ int cmd_train(int argc, char **argv) {
     }
     printf("steps %lld, epochs %d%s, %.1f examples/s, %.0f tokens/s, wall %.1f s; run: %s\n", (long long)r.steps,
            r.epochs_run, r.stopped_early ? " (stopped early)" : "", r.examples_per_s, r.tokens_per_s, r.wall_s,
-           o.out_dir);
+           out_dir);
     return 0;
 }

@@ -211,8 +211,25 @@ static void ada_free(cl_adapter *ad) {
     ad->priv = NULL;
 }
 
+/* EMAs of every scalar of cl_params (2 numel), the rank pattern (n_mods r), have_pattern, budget */
+static size_t ada_state_n(const cl_adapter *ad) { return 2 * ad->p->numel + (size_t)ad->n_mods * ad->o.r + 2; }
+static void ada_state_get(const cl_adapter *ad, double *out) {
+    const ada_state *s = ad->priv;
+    size_t n = 2 * ad->p->numel, np = (size_t)ad->n_mods * ad->o.r;
+    for (size_t i = 0; i < n; i++) out[i] = s->ema_ipt[i]; /* ema_unc follows ema_ipt in one allocation */
+    for (size_t i = 0; i < np; i++) out[n + i] = s->pattern[i];
+    out[n + np] = s->have_pattern, out[n + np + 1] = s->budget;
+}
+static void ada_state_set(cl_adapter *ad, const double *in) {
+    ada_state *s = ad->priv;
+    size_t n = 2 * ad->p->numel, np = (size_t)ad->n_mods * ad->o.r;
+    for (size_t i = 0; i < n; i++) s->ema_ipt[i] = (float)in[i];
+    for (size_t i = 0; i < np; i++) s->pattern[i] = in[n + i] != 0;
+    s->have_pattern = in[n + np] != 0, s->budget = (int)in[n + np + 1];
+}
+
 const cl_adapter_vt cl_adalora_vt = {
     .reg = ada_reg, .bind = ada_bind, .init = ada_init, .diag = ada_diag, .diag_grad = ada_diag_grad,
     .extra_loss = ada_extra_loss, .post_step = ada_post_step, .export_mod = ada_export, .rank = ada_rank,
-    .free = ada_free,
+    .free = ada_free, .state_n = ada_state_n, .state_get = ada_state_get, .state_set = ada_state_set,
 };

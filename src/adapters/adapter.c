@@ -346,6 +346,18 @@ double cl_adapter_extra_loss(cl_adapter *ad, float scale) {
     return ad->vt->extra_loss ? ad->vt->extra_loss(ad, scale) : 0.0;
 }
 
+size_t cl_adapter_state_size(const cl_adapter *ad) { return 2 + (ad->vt->state_n ? ad->vt->state_n(ad) : 0); }
+
+void cl_adapter_state_get(const cl_adapter *ad, double *out) {
+    out[0] = (double)ad->step, out[1] = (double)ad->total_steps;
+    if (ad->vt->state_n && ad->vt->state_n(ad)) ad->vt->state_get(ad, out + 2);
+}
+
+void cl_adapter_state_set(cl_adapter *ad, const double *in) {
+    ad->step = (int64_t)in[0], ad->total_steps = (int64_t)in[1];
+    if (ad->vt->state_n && ad->vt->state_n(ad)) ad->vt->state_set(ad, in + 2);
+}
+
 void cl_adapter_post_step(cl_adapter *ad, int64_t step, int64_t total_steps) {
     ad->step = step;
     ad->total_steps = total_steps;

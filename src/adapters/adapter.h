@@ -121,6 +121,12 @@ int cl_adapter_merge(cl_adapter *ad, cl_error *err);
 int cl_adapter_unmerge(cl_adapter *ad, cl_error *err);
 int cl_adapter_is_merged(const cl_adapter *ad);
 
+/* Training state outside cl_params, for checkpoints that resume exactly: the schedule position given to the last
+ * post_step, SaLoRA's Lagrange multipliers, AdaLoRA's importance EMAs, budget and rank pattern. n doubles. */
+size_t cl_adapter_state_size(const cl_adapter *ad);
+void cl_adapter_state_get(const cl_adapter *ad, double *out);
+void cl_adapter_state_set(cl_adapter *ad, const double *in);
+
 /* Export: one callback per tensor with PEFT key names (...layer.L.attention.self.query.lora_A.weight and lora_B;
  * AdaLoRA also lora_E). CondLoRA exports the materialised per-layer A_l, B_l (a plain PEFT LoRA with the same
  * scaling). SaLoRA exports only the kept components (evaluation gate > 0): A rows and B columns times the gate;

@@ -34,6 +34,10 @@ typedef struct {
     int (*export_mod)(cl_adapter *ad, cl_amod *md, cl_tensor_cb cb, void *user, cl_error *err);
     int (*rank)(const cl_adapter *ad, const cl_amod *md);
     void (*free)(cl_adapter *ad);
+    /* method state outside cl_params that training changes, as doubles (checkpoints): count, get, set */
+    size_t (*state_n)(const cl_adapter *ad);
+    void (*state_get)(const cl_adapter *ad, double *out);
+    void (*state_set)(cl_adapter *ad, const double *in);
 } cl_adapter_vt;
 
 struct cl_adapter {

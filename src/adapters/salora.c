@@ -195,8 +195,18 @@ void cl_adapter_stats_get(const cl_adapter *ad, cl_adapter_stats *s) {
     }
 }
 
+static size_t sal_state_n(const cl_adapter *ad) { (void)ad; return 2; }
+static void sal_state_get(const cl_adapter *ad, double *out) {
+    const sal_state *s = ad->priv;
+    out[0] = s->lambda1, out[1] = s->lambda2;
+}
+static void sal_state_set(cl_adapter *ad, const double *in) {
+    sal_state *s = ad->priv;
+    s->lambda1 = in[0], s->lambda2 = in[1];
+}
+
 const cl_adapter_vt cl_salora_vt = {
     .reg = sal_reg, .bind = sal_bind, .init = sal_init, .diag = sal_diag, .diag_grad = sal_diag_grad,
     .extra_loss = sal_extra_loss, .post_step = sal_post_step, .export_mod = sal_export, .rank = sal_rank,
-    .free = sal_free,
+    .free = sal_free, .state_n = sal_state_n, .state_get = sal_state_get, .state_set = sal_state_set,
 };

@@ -1,5 +1,8 @@
 /* Run files: run.json, checkpoints (PEFT adapter + head, adapter_config.json, condlora_state), reload, curve.svg. */
 #include <cblas.h>
+#include <dirent.h>
+#include <signal.h>
+#include <unistd.h>
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <omp.h>
@@ -107,6 +110,8 @@ int cl_run_write_json(const cl_tctx *c, const char *path, const cl_train_result 
     cJSON_AddNumberToObject(op, "log_every", o->log_every);
     cJSON_AddNumberToObject(op, "max_train", (double)o->max_train);
     cJSON_AddNumberToObject(op, "max_eval", (double)o->max_eval);
+    cJSON_AddNumberToObject(op, "save_every", (double)o->save_every);
+    cJSON_AddNumberToObject(op, "save_limit", o->save_limit);
     cJSON_AddItemToObject(op, "adapter", adapter_json(&o->ad));
     cJSON *v = cJSON_AddObjectToObject(r, "versions");
     cJSON_AddStringToObject(v, "condlora", CONDLORA_VERSION);
@@ -198,6 +203,22 @@ int cl_run_read_opts(const char *path, cl_train_opts *o, char *buf, size_t left,
     NUM(op, "seed", o->seed, uint64_t);
     NUM(op, "max_eval", o->max_eval, size_t);
     NUM(op, "max_train", o->max_train, size_t);
+    NUM(op, "weight_decay", o->weight_decay, float);
+    NUM(op, "warmup_ratio", o->warmup_ratio, double);
+    NUM(op, "beta1", o->beta1, float);
+    NUM(op, "beta2", o->beta2, float);
+    NUM(op, "eps", o->eps, float);
+    NUM(op, "max_grad_norm", o->max_grad_norm, float);
+    NUM(op, "epochs", o->epochs, int);
+    NUM(op, "max_steps", o->max_steps, int64_t);
+    NUM(op, "eval_every", o->eval_every, int64_t);
+    NUM(op, "patience", o->patience, int);
+    NUM(op, "threads", o->threads, int);
+    NUM(op, "mega", o->mega, int);
+    NUM(op, "log_every", o->log_every, int);
+    /* written since checkpoints exist: optional */
+    if (!jnum(op, "save_every", &v)) o->save_every = (int64_t)v;
+    if (!jnum(op, "save_limit", &v)) o->save_limit = (int)v;
     NUM(ad, "r", o->ad.r, int);
     NUM(ad, "alpha", o->ad.alpha, float);
     NUM(ad, "dropout", o->ad.dropout, float);
@@ -429,4 +450,310 @@ int cl_run_write_curve(const char *metrics_jsonl, const char *svg_path, const ch
     }
     free(loss.x), free(loss.y), free(dev.x), free(dev.y);
     return rc;
+}
+
+/* ---- resumable checkpoints ---- */
+
+static const char *metric_canon(const char *name) {
+    static const char *const names[] = {"acc", "f1", "mcc", "pearson", "spearman", "acc_m", "acc_mm", "loss"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(names[i], name)) return names[i];
+    return NULL;
+}
+
+/* CONDLORA_FAULT=kill-in-checkpoint:N: SIGKILL in the middle of the N-th checkpoint of this process */
+static void fault_point(void) {
+    static int count = 0;
+    const char *f = getenv("CONDLORA_FAULT");
+    const char *key = "kill-in-checkpoint:";
+    if (!f || strncmp(f, key, strlen(key))) return;
+    if (++count == atoi(f + strlen(key))) {
+        fprintf(stderr, "CONDLORA_FAULT: killing the process in the middle of checkpoint %d\n", count);
+        fflush(stderr);
+        raise(SIGKILL);
+    }
+}
+
+static int ckpt_is_complete(const char *dir) {
+    char p[4400];
+    if ((size_t)snprintf(p, sizeof p, "%s/COMPLETE", dir) >= sizeof p) return 0;
+    return access(p, F_OK) == 0;
+}
+
+/* rm -r of a checkpoint directory (flat: files only) */
+static void remove_flat_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        char p[4400];
+        while ((e = readdir(d))) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+/* checkpoint-STEP directories of run_dir: steps (sorted ascending) and completeness */
+typedef struct { int64_t step; int complete; } ckpt_ent;
+
+static int list_checkpoints(const char *run_dir, ckpt_ent **out, int *n) {
+    *out = NULL, *n = 0;
+    DIR *d = opendir(run_dir);
+    if (!d) return -1;
+    struct dirent *e;
+    int cap = 0;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, "checkpoint-", 11)) continue;
+        char *end = NULL;
+        long long s = strtoll(e->d_name + 11, &end, 10);
+        if (end == e->d_name + 11 || *end || s < 0) continue;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            ckpt_ent *a = realloc(*out, (size_t)cap * sizeof *a);
+            if (!a) break;
+            *out = a;
+        }
+        char p[4300];
+        snprintf(p, sizeof p, "%s/%s", run_dir, e->d_name);
+        (*out)[*n].step = s, (*out)[*n].complete = ckpt_is_complete(p);
+        (*n)++;
+    }
+    closedir(d);
+    for (int i = 1; i < *n; i++) /* insertion sort by step */
+        for (int j = i; j > 0 && (*out)[j - 1].step > (*out)[j].step; j--) {
+            ckpt_ent t = (*out)[j];
+            (*out)[j] = (*out)[j - 1], (*out)[j - 1] = t;
+        }
+    return 0;
+}
+
+int cl_train_latest_checkpoint(const char *run_dir, char *out, size_t n, int64_t *step, cl_error *err) {
+    ckpt_ent *c = NULL;
+    int k = 0;
+    if (list_checkpoints(run_dir, &c, &k)) return cl_errf(err, CL_EMISSING, "%s: cannot open the run directory", run_dir);
+    int found = -1;
+    for (int i = 0; i < k; i++)
+        if (c[i].complete) found = i;
+    if (found < 0) {
+        free(c);
+        return cl_errf(err, CL_EMISSING, "%s: no complete checkpoint (checkpoint-STEP/ with its COMPLETE marker); "
+                                         "train with --save-every N to write them", run_dir);
+    }
+    snprintf(out, n, "%s/checkpoint-%lld", run_dir, (long long)c[found].step);
+    if (step) *step = c[found].step;
+    free(c);
+    return 0;
+}
+
+int cl_run_remove_incomplete(const char *run_dir) {
+    ckpt_ent *c = NULL;
+    int k = 0, removed = 0;
+    if (list_checkpoints(run_dir, &c, &k)) return 0;
+    for (int i = 0; i < k; i++)
+        if (!c[i].complete) {
+            char p[4300];
+            snprintf(p, sizeof p, "%s/checkpoint-%lld", run_dir, (long long)c[i].step);
+            remove_flat_dir(p);
+            removed++;
+        }
+    free(c);
+    return removed;
+}
+
+static int write_trainer_state(const cl_tctx *c, const char *path, const cl_train_pos *pos, cl_error *err) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "format", 1);
+    cJSON_AddNumberToObject(j, "step", (double)pos->step);
+    cJSON_AddNumberToObject(j, "total_steps", (double)pos->total);
+    cJSON_AddNumberToObject(j, "warmup_steps", (double)pos->warmup);
+    cJSON_AddNumberToObject(j, "lr_next", cl_train_lr_at(c->o.lr, pos->step, pos->warmup, pos->total));
+    cJSON *dp = cJSON_AddObjectToObject(j, "data_position");
+    cJSON_AddNumberToObject(dp, "epoch", pos->epoch);
+    cJSON_AddNumberToObject(dp, "batch", (double)pos->batch);
+    cJSON_AddNumberToObject(dp, "epochs_run", pos->epochs_run);
+    cJSON *rng = cJSON_AddObjectToObject(j, "rng");
+    cJSON_AddStringToObject(rng, "kind", "counter-based: every draw is a pure function of (seed, step, stream)");
+    cJSON_AddNumberToObject(rng, "seed", (double)c->o.seed);
+    cJSON_AddNumberToObject(rng, "next_step", (double)pos->step);
+    cJSON *ev = cJSON_AddObjectToObject(j, "evaluation");
+    cJSON_AddNumberToObject(ev, "best_step", (double)pos->best_step);
+    if (isfinite(pos->best_main)) cJSON_AddNumberToObject(ev, "best_main", pos->best_main);
+    else cJSON_AddNullToObject(ev, "best_main");
+    cJSON_AddNumberToObject(ev, "bad_evals", pos->bad_evals);
+    cJSON_AddItemToObject(ev, "best_dev", metrics_obj(&pos->best_dev));
+    cJSON *lg = cJSON_AddObjectToObject(j, "log");
+    cJSON_AddNumberToObject(lg, "window_loss_sum", pos->win_loss);
+    cJSON_AddNumberToObject(lg, "window_steps", (double)pos->win_n);
+    cJSON_AddNumberToObject(lg, "final_loss", pos->final_loss);
+    cJSON_AddNumberToObject(lg, "tokens", (double)pos->tok_total);
+    cJSON_AddNumberToObject(lg, "examples", (double)pos->ex_total);
+    cJSON_AddNumberToObject(lg, "train_s", pos->train_s);
+    cJSON_AddNumberToObject(lg, "elapsed_s", pos->elapsed_s);
+    cJSON_AddNumberToObject(lg, "metrics_jsonl_bytes", (double)pos->metrics_offset);
+    int rc = save_json(j, path, err);
+    cJSON_Delete(j);
+    return rc;
+}
+
+int cl_run_save_resume_checkpoint(cl_tctx *c, const char *run_dir, const cl_train_pos *pos, cl_error *err) {
+    char dir[4200], path[4400], prev[4300] = "";
+    int64_t prev_step = -1;
+    if (!cl_train_latest_checkpoint(run_dir, prev, sizeof prev, &prev_step, &(cl_error){0})) {
+    } else {
+        prev[0] = 0;
+    }
+    snprintf(dir, sizeof dir, "%s/checkpoint-%lld", run_dir, (long long)pos->step);
+    /* a leftover of an earlier attempt at this step loses its marker first: it is rewritten from scratch */
+    snprintf(path, sizeof path, "%s/COMPLETE", dir);
+    unlink(path);
+    int rc = cl_run_save_checkpoint(c, dir, pos->step, pos->best_step >= 0 ? &pos->best_dev : NULL, err);
+    if (!rc) fault_point();
+    cl_st_writer *w = NULL;
+    if (!rc && !(w = cl_st_writer_new())) rc = cl_errf(err, CL_ENOMEM, "%s: out of memory", dir);
+    size_t ns = cl_adapter_state_size(c->ad);
+    double *st = rc ? NULL : malloc(ns * sizeof(double));
+    if (!rc && !st) rc = cl_errf(err, CL_ENOMEM, "%s: out of memory", dir);
+    if (!rc) {
+        int64_t n = (int64_t)c->P.numel, nst = (int64_t)ns;
+        char sb[32];
+        cl_adapter_state_get(c->ad, st);
+        rc = cl_st_writer_add_f32(w, "exp_avg", 1, &n, c->P.m, err);
+        if (!rc) rc = cl_st_writer_add_f32(w, "exp_avg_sq", 1, &n, c->P.v, err);
+        if (!rc) rc = cl_st_writer_add_f32(w, "best_param", 1, &n, c->best_param, err);
+        if (!rc) rc = cl_st_writer_add(w, "adapter_state", CL_DT_F64, 1, &nst, st, err);
+        snprintf(sb, sizeof sb, "%lld", (long long)c->P.step);
+        if (!rc) rc = cl_st_writer_meta(w, "adam_step", sb, err);
+        snprintf(path, sizeof path, "%s/optimizer.safetensors", dir);
+        if (!rc) rc = cl_st_writer_save(w, path, err);
+    }
+    free(st);
+    cl_st_writer_free(w);
+    snprintf(path, sizeof path, "%s/trainer_state.json", dir);
+    if (!rc) rc = write_trainer_state(c, path, pos, err);
+    if (!rc) {
+        char mk[64];
+        int n = snprintf(mk, sizeof mk, "%lld\n", (long long)pos->step);
+        snprintf(path, sizeof path, "%s/COMPLETE", dir);
+        cl_fsync_dir(dir);
+        rc = cl_atomic_write(path, mk, (size_t)n, err);
+    }
+    if (rc) {
+        if (prev[0] && prev_step != pos->step)
+            cl_err_prefix(err, "writing checkpoint %s failed (the previous checkpoint %s is intact)", dir, prev);
+        else
+            cl_err_prefix(err, "writing checkpoint %s failed (no earlier complete checkpoint)", dir);
+        return rc;
+    }
+    /* rotation: keep the newest save_limit complete checkpoints */
+    if (c->o.save_limit > 0) {
+        ckpt_ent *ce = NULL;
+        int k = 0;
+        if (!list_checkpoints(run_dir, &ce, &k)) {
+            int complete = 0;
+            for (int i = k - 1; i >= 0; i--) {
+                if (!ce[i].complete) continue;
+                if (++complete > c->o.save_limit) {
+                    snprintf(path, sizeof path, "%s/checkpoint-%lld", run_dir, (long long)ce[i].step);
+                    char mkp[4500];
+                    snprintf(mkp, sizeof mkp, "%s/COMPLETE", path);
+                    unlink(mkp); /* incomplete first, so a crash mid-removal leaves nothing --resume would trust */
+                    remove_flat_dir(path);
+                }
+            }
+            free(ce);
+        }
+    }
+    return 0;
+}
+
+static int jget(cJSON *o, const char *k, double *v) {
+    cJSON *it = o ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL;
+    if (!cJSON_IsNumber(it)) return -1;
+    *v = it->valuedouble;
+    return 0;
+}
+
+int cl_run_load_resume_checkpoint(cl_tctx *c, const char *dir, cl_train_pos *pos, cl_error *err) {
+    char path[4400];
+    int rc = cl_run_load_state(c, dir, err);
+    if (rc) return rc;
+    /* optimizer state */
+    snprintf(path, sizeof path, "%s/optimizer.safetensors", dir);
+    cl_safetensors st;
+    if ((rc = cl_st_open(&st, path, err))) return rc;
+    const char *names[3] = {"exp_avg", "exp_avg_sq", "best_param"};
+    float *dst[3] = {c->P.m, c->P.v, c->best_param};
+    for (int i = 0; !rc && i < 3; i++) {
+        const cl_st_tensor *t = cl_st_find(&st, names[i]);
+        if (!t || t->ndim != 1 || t->shape[0] != (int64_t)c->P.numel)
+            rc = cl_errf(err, CL_ESHAPE, "%s: tensor %s is missing or has not the run's %zu values", path, names[i],
+                         c->P.numel);
+        else rc = cl_st_to_f32(&st, t, dst[i], err);
+    }
+    size_t ns = cl_adapter_state_size(c->ad);
+    const cl_st_tensor *t = rc ? NULL : cl_st_find(&st, "adapter_state");
+    if (!rc && (!t || t->dtype != CL_DT_F64 || t->ndim != 1 || t->shape[0] != (int64_t)ns))
+        rc = cl_errf(err, CL_ESHAPE, "%s: tensor adapter_state is missing or has not %zu F64 values", path, ns);
+    if (!rc) {
+        double *buf = malloc(ns * sizeof(double));
+        if (!buf) rc = cl_errf(err, CL_ENOMEM, "%s: out of memory", path);
+        else {
+            memcpy(buf, t->data, ns * sizeof(double));
+            cl_adapter_state_set(c->ad, buf);
+            free(buf);
+        }
+    }
+    const char *as = rc ? NULL : cl_st_meta(&st, "adam_step");
+    if (!rc && !as) rc = cl_errf(err, CL_EFORMAT, "%s: metadata adam_step is missing", path);
+    if (!rc) c->P.step = strtoll(as, NULL, 10);
+    cl_st_close(&st);
+    if (rc) return rc;
+    /* trainer state */
+    snprintf(path, sizeof path, "%s/trainer_state.json", dir);
+    char *text = NULL;
+    size_t len = 0;
+    if ((rc = cl_read_file(path, &text, &len, err))) return rc;
+    cJSON *j = cJSON_ParseWithLength(text, len);
+    free(text);
+    if (!j) return cl_errf(err, CL_EFORMAT, "%s: not valid JSON", path);
+    cJSON *dp = cJSON_GetObjectItemCaseSensitive(j, "data_position"), *ev = cJSON_GetObjectItemCaseSensitive(j, "evaluation"),
+          *lg = cJSON_GetObjectItemCaseSensitive(j, "log");
+    double v[20] = {0};
+    int bad = jget(j, "step", &v[0]) | jget(j, "total_steps", &v[1]) | jget(j, "warmup_steps", &v[2]) |
+              jget(dp, "epoch", &v[3]) | jget(dp, "batch", &v[4]) | jget(dp, "epochs_run", &v[5]) |
+              jget(ev, "best_step", &v[6]) | jget(ev, "bad_evals", &v[7]) | jget(lg, "window_loss_sum", &v[8]) |
+              jget(lg, "window_steps", &v[9]) | jget(lg, "final_loss", &v[10]) | jget(lg, "tokens", &v[11]) |
+              jget(lg, "examples", &v[12]) | jget(lg, "train_s", &v[13]) | jget(lg, "elapsed_s", &v[14]) |
+              jget(lg, "metrics_jsonl_bytes", &v[15]);
+    memset(pos, 0, sizeof *pos);
+    if (!bad) {
+        pos->step = (int64_t)v[0], pos->total = (int64_t)v[1], pos->warmup = (int64_t)v[2];
+        pos->epoch = (int)v[3], pos->batch = (int64_t)v[4], pos->epochs_run = (int)v[5];
+        pos->best_step = (int64_t)v[6], pos->bad_evals = (int)v[7];
+        pos->win_loss = v[8], pos->win_n = (long long)v[9], pos->final_loss = v[10];
+        pos->tok_total = (long long)v[11], pos->ex_total = (long long)v[12];
+        pos->train_s = v[13], pos->elapsed_s = v[14], pos->metrics_offset = (long)v[15];
+        pos->best_main = -INFINITY;
+        if (pos->best_step >= 0 && jget(ev, "best_main", &pos->best_main)) bad = 1;
+        cJSON *bd = cJSON_GetObjectItemCaseSensitive(ev, "best_dev");
+        cJSON *it;
+        if (!cJSON_IsObject(bd)) bad = 1;
+        else
+            cJSON_ArrayForEach(it, bd) {
+                const char *nm = metric_canon(it->string);
+                if (!nm || pos->best_dev.n >= CL_MAX_METRICS) { bad = 1; break; }
+                pos->best_dev.m[pos->best_dev.n].name = nm;
+                pos->best_dev.m[pos->best_dev.n++].value = cJSON_IsNumber(it) ? it->valuedouble : NAN;
+            }
+        pos->best_dev.main = pos->best_main;
+    }
+    cJSON_Delete(j);
+    if (bad) return cl_errf(err, CL_EFORMAT, "%s: a field is missing or has a bad value", path);
+    if (pos->step < 0 || pos->metrics_offset < 0 || pos->epoch < 0 || pos->batch < 0)
+        return cl_errf(err, CL_EFORMAT, "%s: negative step or position", path);
+    cl_adapter_materialise(c->ad);
+    return 0;
 }

@@ -49,12 +49,34 @@ typedef struct {
     float *best_param; /* copy of P.param at the best evaluation */
 } cl_tctx;
 
+/* Where a run stands after a finished step: what a checkpoint must hold besides the tensors to continue exactly. */
+typedef struct {
+    int64_t step;            /* optimizer steps taken */
+    int64_t total, warmup;   /* schedule (checked against the options on resume) */
+    int epoch;               /* next batch: batch `batch` of epoch `epoch`'s plan (a pure function of seed, epoch) */
+    int64_t batch;
+    int epochs_run;
+    double best_main;        /* -inf before the first improvement */
+    int64_t best_step;       /* -1 before */
+    int bad_evals;
+    cl_metric_set best_dev;
+    double win_loss, final_loss;
+    long long win_n, tok_total, ex_total;
+    double train_s, elapsed_s;
+    long metrics_offset;     /* bytes of metrics.jsonl written up to this step */
+} cl_train_pos;
+
 /* runio.c */
 int cl_run_write_json(const cl_tctx *c, const char *path, const cl_train_result *res, const char *status,
                       cl_error *err);
 int cl_run_read_opts(const char *run_json, cl_train_opts *o, char *strbuf, size_t strbuf_len, cl_error *err);
 int cl_run_save_checkpoint(cl_tctx *c, const char *dir, int64_t step, const cl_metric_set *dev, cl_error *err);
 int cl_run_load_state(cl_tctx *c, const char *dir, cl_error *err);
+/* RUN/checkpoint-STEP with everything needed to resume (trainer.h); old checkpoints beyond save_limit removed. */
+int cl_run_save_resume_checkpoint(cl_tctx *c, const char *run_dir, const cl_train_pos *pos, cl_error *err);
+int cl_run_load_resume_checkpoint(cl_tctx *c, const char *ckpt_dir, cl_train_pos *pos, cl_error *err);
+/* Removes the checkpoint directories of RUN without a COMPLETE marker (leftovers of a crash); returns how many. */
+int cl_run_remove_incomplete(const char *run_dir);
 void cl_run_json_metrics(FILE *f, const cl_metric_set *m);
 /* curve.svg from metrics.jsonl */
 int cl_run_write_curve(const char *metrics_jsonl, const char *svg_path, const char *metric_name, cl_error *err);

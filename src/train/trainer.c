@@ -2,6 +2,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -333,16 +334,52 @@ static void fmt_eta(double s, char *buf, size_t n) {
     else snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
 }
 
+/* SIGINT / SIGTERM: finish the step, write a checkpoint, return (the CLI exits 130 / 143) */
+static volatile sig_atomic_t g_stop_signal = 0;
+static void on_stop_signal(int sig) { g_stop_signal = sig; }
+
+/* The options of a resumed run: run.json's, with the few a user may give anew. */
+static int resume_opts(const cl_train_opts *given, cl_train_opts *o, char *buf, size_t len, cl_error *err) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/run.json", given->resume);
+    int rc = cl_run_read_opts(path, o, buf, len, err);
+    if (rc) return cl_err_prefix(err, "option --resume"), rc;
+    o->out_dir = given->resume;
+    o->resume = given->resume;
+    o->quiet = given->quiet;
+    if (given->threads > 0) o->threads = given->threads;
+    if (given->save_every > 0) o->save_every = given->save_every;
+    if (given->save_limit > 0) o->save_limit = given->save_limit;
+    o->stop_after = given->stop_after;
+    o->save_final = given->save_final;
+    return 0;
+}
+
 int cl_train_run(const cl_train_opts *opts, cl_train_result *res, cl_error *err) {
     memset(res, 0, sizeof *res);
     res->best_step = -1;
+    res->resumed_from = -1;
     double t_start = cl_now();
     cl_tctx *c = calloc(1, sizeof *c);
     if (!c) return cl_errf(err, CL_ENOMEM, "out of memory");
-    int rc = tctx_setup(c, opts, 1, 1, err);
+    static char rstr[16384];
+    cl_train_opts ro;
+    int rc = 0;
+    if (opts->resume) {
+        if ((rc = resume_opts(opts, &ro, rstr, sizeof rstr, err))) {
+            free(c);
+            return rc;
+        }
+        opts = &ro;
+    }
+    rc = tctx_setup(c, opts, 1, 1, err);
     FILE *mf = NULL;
-    char path[4200], bestdir[4200];
+    char path[4200], bestdir[4200], ckpt[4300];
     cl_batch_plan plan = {0};
+    struct sigaction sa_new, sa_int, sa_term;
+    int handlers = 0;
+    cl_train_pos pos;
+    memset(&pos, 0, sizeof pos);
     if (rc) goto done;
     const cl_train_opts *o = &c->o;
     cl_batch_opts bo = {.batch_size = (size_t)o->batch_size, .mega = (size_t)(o->mega > 0 ? o->mega : 0),
@@ -358,16 +395,53 @@ int cl_train_run(const cl_train_opts *opts, cl_train_result *res, cl_error *err)
     res->n_gate = c->P.count[CL_PART_GATE];
     res->n_train = c->tr.n, res->n_dev = c->dev.n, res->n_test = c->test.n;
     res->have_test = c->test.n > 0;
+    pos.total = total, pos.warmup = warm, pos.best_main = -INFINITY, pos.best_step = -1;
+    snprintf(bestdir, sizeof bestdir, "%s/best", o->out_dir);
+    if (o->resume) {
+        int64_t cstep = 0;
+        int gone = cl_run_remove_incomplete(o->out_dir);
+        if (gone && !o->quiet)
+            fprintf(stderr, "resume: removed %d incomplete checkpoint(s) (no COMPLETE marker)\n", gone);
+        if ((rc = cl_train_latest_checkpoint(o->out_dir, ckpt, sizeof ckpt, &cstep, err))) goto done;
+        if ((rc = cl_run_load_resume_checkpoint(c, ckpt, &pos, err))) goto done;
+        if (pos.total != total || pos.warmup != warm) {
+            rc = cl_errf(err, CL_EFORMAT, "%s: the checkpoint's schedule (%lld steps, warm-up %lld) is not the one "
+                                          "run.json's options give (%lld, %lld)", ckpt, (long long)pos.total,
+                         (long long)pos.warmup, (long long)total, (long long)warm);
+            goto done;
+        }
+        res->resumed_from = pos.step;
+        /* best/ as it was at the checkpoint (a later best/ of the interrupted process is discarded) */
+        if (pos.best_step >= 0) {
+            float *cur = malloc(c->P.numel * sizeof(float));
+            if (!cur) { rc = cl_errf(err, CL_ENOMEM, "out of memory"); goto done; }
+            memcpy(cur, c->P.param, c->P.numel * sizeof(float));
+            memcpy(c->P.param, c->best_param, c->P.numel * sizeof(float));
+            rc = cl_run_save_checkpoint(c, bestdir, pos.best_step, &pos.best_dev, err);
+            memcpy(c->P.param, cur, c->P.numel * sizeof(float));
+            free(cur);
+            cl_adapter_materialise(c->ad);
+            if (rc) goto done;
+        }
+        res->best_step = pos.best_step, res->best_dev = pos.best_dev, res->epochs_run = pos.epochs_run;
+        res->final_loss = pos.final_loss;
+    }
     /* the run directory, only now that every input has been checked */
     if ((rc = cl_mkdir_p(o->out_dir, err))) goto done;
     snprintf(path, sizeof path, "%s/run.json", o->out_dir);
     if ((rc = cl_run_write_json(c, path, res, "running", err))) goto done;
     snprintf(path, sizeof path, "%s/metrics.jsonl", o->out_dir);
-    if (!(mf = fopen(path, "w"))) {
+    if (o->resume) {
+        /* keep the lines up to the checkpoint, drop what the interrupted process wrote after it */
+        if (truncate(path, pos.metrics_offset) != 0 || !(mf = fopen(path, "a"))) {
+            rc = cl_errf(err, CL_EIO, "%s: cannot truncate to the checkpoint's %ld bytes or reopen", path,
+                         pos.metrics_offset);
+            goto done;
+        }
+    } else if (!(mf = fopen(path, "w"))) {
         rc = cl_errf(err, CL_EIO, "%s: cannot create", path);
         goto done;
     }
-    snprintf(bestdir, sizeof bestdir, "%s/best", o->out_dir);
     int tty = isatty(2) && !o->quiet;
     if (!o->quiet) {
         fprintf(stderr, "condlora train: %s %s on %s (%s protocol): train %zu, dev %zu, test %zu examples; "
@@ -377,17 +451,27 @@ int cl_train_run(const cl_train_opts *opts, cl_train_result *res, cl_error *err)
                 (long long)total, (long long)nb, (long long)warm, o->lr, o->batch_size, o->max_length,
                 omp_get_max_threads());
         cl_params_report(&c->P, stderr);
+        if (o->resume)
+            fprintf(stderr, "resuming from %s (step %lld, epoch %d, batch %lld)\n", ckpt, (long long)pos.step,
+                    pos.epoch + 1, (long long)pos.batch);
     }
-    int64_t step = 0;
-    double best_main = -INFINITY;
-    int bad_evals = 0, stop = 0, just_evaluated = 0;
-    double win_loss = 0, train_s = 0;
-    long long win_n = 0, tok_total = 0, ex_total = 0;
+    /* signals: finish the step, checkpoint, stop */
+    g_stop_signal = 0;
+    memset(&sa_new, 0, sizeof sa_new);
+    sa_new.sa_handler = on_stop_signal;
+    sigemptyset(&sa_new.sa_mask);
+    sigaction(SIGINT, &sa_new, &sa_int);
+    sigaction(SIGTERM, &sa_new, &sa_term);
+    handlers = 1;
+    int64_t step = pos.step, steps_here = 0;
+    int stop = o->patience > 0 && pos.bad_evals >= o->patience;
     const char *main_name = c->task->main_metric;
-    for (int ep = 0; ep < n_epochs && !stop; ep++) {
+    double elapsed0 = pos.elapsed_s;
+    for (int ep = pos.epoch; ep < n_epochs && !stop; ep++) {
         cl_batch_plan_free(&plan);
         if ((rc = cl_batch_plan_epoch(c->tr.len, c->tr.n, &bo, (uint64_t)ep, &plan, err))) goto done;
-        for (size_t b = 0; b < plan.nbatches && step < total && !stop; b++) {
+        size_t b0 = ep == pos.epoch ? (size_t)pos.batch : 0;
+        for (size_t b = b0; b < plan.nbatches && step < total && !stop; b++) {
             double t0 = cl_now();
             const size_t *idx;
             size_t B = cl_batch_get(&plan, b, &idx);
@@ -413,30 +497,31 @@ int cl_train_run(const cl_train_opts *opts, cl_train_result *res, cl_error *err)
             cl_params_adamw_step(&c->P, (float)lr, o->beta1, o->beta2, o->eps, o->weight_decay);
             cl_adapter_post_step(c->ad, step, total);
             cl_params_zero_grad(&c->P);
-            step++;
-            just_evaluated = 0;
-            train_s += cl_now() - t0;
+            step++, steps_here++;
+            pos.train_s += cl_now() - t0;
             long long ntok = 0;
             for (size_t k = 0; k < B; k++) ntok += c->tr.len[idx[k]];
-            tok_total += ntok, ex_total += (long long)B;
-            win_loss += loss + extra, win_n++;
+            pos.tok_total += ntok, pos.ex_total += (long long)B;
+            pos.win_loss += loss + extra, pos.win_n++;
             if (step % o->log_every == 0 || step == total) {
-                double ml = win_loss / (double)win_n;
-                res->final_loss = ml;
-                double eta = train_s / (double)step * (double)(total - step);
+                double ml = pos.win_loss / (double)pos.win_n;
+                pos.final_loss = res->final_loss = ml;
+                double eta = pos.train_s / (double)step * (double)(total - step);
                 char etab[32];
                 fmt_eta(eta, etab, sizeof etab);
                 fprintf(mf, "{\"type\":\"train\",\"step\":%lld,\"epoch\":%.4f,\"loss\":%.9g,\"lr\":%.9g,"
                             "\"grad_norm\":%.6g,\"tokens_per_s\":%.1f,\"examples_per_s\":%.2f,\"elapsed_s\":%.2f}\n",
                         (long long)step, ep + (double)(b + 1) / (double)plan.nbatches, ml, lr, gnorm,
-                        (double)tok_total / train_s, (double)ex_total / train_s, cl_now() - t_start);
+                        (double)pos.tok_total / pos.train_s, (double)pos.ex_total / pos.train_s,
+                        elapsed0 + cl_now() - t_start);
                 fflush(mf);
                 if (!o->quiet)
                     fprintf(stderr, "%sstep %lld/%lld  epoch %d/%d  loss %.4f  lr %.3g  %.0f tok/s  %.1f ex/s  "
                                     "ETA %s%s",
                             tty ? "\r" : "", (long long)step, (long long)total, ep + 1, n_epochs, ml, lr,
-                            (double)tok_total / train_s, (double)ex_total / train_s, etab, tty ? "\033[K" : "\n");
-                win_loss = 0, win_n = 0;
+                            (double)pos.tok_total / pos.train_s, (double)pos.ex_total / pos.train_s, etab,
+                            tty ? "\033[K" : "\n");
+                pos.win_loss = 0, pos.win_n = 0;
             }
             int epoch_end = b + 1 == plan.nbatches;
             int do_eval = eval_every > 0 ? step % eval_every == 0 : epoch_end;
@@ -444,46 +529,71 @@ int cl_train_run(const cl_train_opts *opts, cl_train_result *res, cl_error *err)
             if (do_eval) {
                 cl_metric_set dm;
                 if ((rc = evaluate(c, &c->dev, &c->splits.dev, &dm, err))) goto done;
-                just_evaluated = 1;
-                int improved = dm.main > best_main; /* NAN never improves */
+                int improved = dm.main > pos.best_main; /* NAN never improves */
                 if (improved) {
-                    best_main = dm.main;
-                    bad_evals = 0;
-                    res->best_step = step;
-                    res->best_dev = dm;
+                    pos.best_main = dm.main;
+                    pos.bad_evals = 0;
+                    pos.best_step = res->best_step = step;
+                    pos.best_dev = res->best_dev = dm;
                     memcpy(c->best_param, c->P.param, c->P.numel * sizeof(float));
                     if ((rc = cl_run_save_checkpoint(c, bestdir, step, &dm, err))) goto done;
                 } else {
-                    bad_evals++;
+                    pos.bad_evals++;
                 }
                 fprintf(mf, "{\"type\":\"eval\",\"split\":\"dev\",\"step\":%lld,\"epoch\":%.4f,", (long long)step,
                         ep + (double)(b + 1) / (double)plan.nbatches);
                 cl_run_json_metrics(mf, &dm);
                 fprintf(mf, ",\"main\":%.10g,\"best\":%.10g,\"improved\":%s}\n", isfinite(dm.main) ? dm.main : 0,
-                        isfinite(best_main) ? best_main : 0, improved ? "true" : "false");
+                        isfinite(pos.best_main) ? pos.best_main : 0, improved ? "true" : "false");
                 fflush(mf);
                 if (!o->quiet) {
                     char mb[256];
                     fmt_metrics(&dm, mb, sizeof mb);
                     fprintf(stderr, "%seval step %lld: dev %s%s (best %s %.4f at step %lld)\n", tty ? "\r\033[K" : "",
-                            (long long)step, mb, improved ? " *" : "", main_name, best_main,
-                            (long long)res->best_step);
+                            (long long)step, mb, improved ? " *" : "", main_name, pos.best_main,
+                            (long long)pos.best_step);
                 }
-                if (o->patience > 0 && bad_evals >= o->patience) {
+                if (o->patience > 0 && pos.bad_evals >= o->patience) {
                     stop = 1;
                     res->stopped_early = 1;
                     if (!o->quiet)
-                        fprintf(stderr, "early stopping: %d evaluations without improvement\n", bad_evals);
+                        fprintf(stderr, "early stopping: %d evaluations without improvement\n", pos.bad_evals);
                 }
             }
+            res->epochs_run = pos.epochs_run = ep + 1;
+            /* checkpoint: every save_every steps, on a stop signal, after stop_after steps of this process */
+            int sig = g_stop_signal;
+            int pause = o->stop_after > 0 && steps_here >= o->stop_after && step < total && !stop;
+            int want = (o->save_every > 0 && step % o->save_every == 0) || ((sig || pause) && step < total && !stop);
+            if (want) {
+                pos.step = step;
+                pos.epoch = epoch_end ? ep + 1 : ep;
+                pos.batch = epoch_end ? 0 : (int64_t)(b + 1);
+                pos.elapsed_s = elapsed0 + cl_now() - t_start;
+                fflush(mf);
+                pos.metrics_offset = ftell(mf);
+                if ((rc = cl_run_save_resume_checkpoint(c, o->out_dir, &pos, err))) goto done;
+                if (!o->quiet && (sig || pause || !tty))
+                    fprintf(stderr, "%scheckpoint %s/checkpoint-%lld written\n", tty ? "\r\033[K" : "", o->out_dir,
+                            (long long)step);
+            }
+            if ((sig || pause) && step < total && !stop) {
+                res->interrupted = sig;
+                res->paused = !sig;
+                res->steps = step;
+                snprintf(path, sizeof path, "%s/run.json", o->out_dir);
+                if ((rc = cl_run_write_json(c, path, res, sig ? "interrupted" : "paused", err))) goto done;
+                fprintf(stderr, "%s at step %lld: continue with condlora train --resume %s\n",
+                            sig ? (sig == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)") : "paused",
+                            (long long)step, o->out_dir);
+                goto done;
+            }
         }
-        res->epochs_run = ep + 1;
     }
-    (void)just_evaluated;
     res->steps = step;
-    res->train_s = train_s;
-    res->examples_per_s = train_s > 0 ? (double)ex_total / train_s : 0;
-    res->tokens_per_s = train_s > 0 ? (double)tok_total / train_s : 0;
+    res->train_s = pos.train_s;
+    res->examples_per_s = pos.train_s > 0 ? (double)pos.ex_total / pos.train_s : 0;
+    res->tokens_per_s = pos.train_s > 0 ? (double)pos.tok_total / pos.train_s : 0;
     if (o->save_final) {
         snprintf(path, sizeof path, "%s/final", o->out_dir);
         if ((rc = cl_run_save_checkpoint(c, path, step, NULL, err))) goto done;
@@ -502,9 +612,13 @@ int cl_train_run(const cl_train_opts *opts, cl_train_result *res, cl_error *err)
         cl_run_json_metrics(mf, &res->test);
         fprintf(mf, ",\"main\":%.10g}\n", isfinite(res->test.main) ? res->test.main : 0);
     }
-    fclose(mf);
+    if (fclose(mf) != 0) {
+        mf = NULL;
+        rc = cl_errf(err, CL_EIO, "%s/metrics.jsonl: write failed", o->out_dir);
+        goto done;
+    }
     mf = NULL;
-    res->wall_s = cl_now() - t_start;
+    res->wall_s = elapsed0 + cl_now() - t_start;
     snprintf(path, sizeof path, "%s/run.json", o->out_dir);
     if ((rc = cl_run_write_json(c, path, res, res->stopped_early ? "stopped_early" : "done", err))) goto done;
     {
@@ -516,6 +630,10 @@ int cl_train_run(const cl_train_opts *opts, cl_train_result *res, cl_error *err)
             fprintf(stderr, "warning: %s\n", e2.msg);
     }
 done:
+    if (handlers) {
+        sigaction(SIGINT, &sa_int, NULL);
+        sigaction(SIGTERM, &sa_term, NULL);
+    }
     if (mf) fclose(mf);
     cl_batch_plan_free(&plan);
     tctx_free(c);

@@ -56,6 +56,12 @@ typedef struct {
     size_t max_train;          /* > 0: use only the first N training examples (quick runs) */
     size_t max_eval;           /* > 0: use only the first N dev / test examples */
     int save_final;            /* write RUN/final (1) */
+    int64_t save_every;        /* > 0: write RUN/checkpoint-STEP every N steps (0: never) */
+    int save_limit;            /* > 0: keep only the newest N complete checkpoints (0: keep all) */
+    int64_t stop_after;        /* > 0: after N steps of this invocation write a checkpoint and return (paused) */
+    const char *resume;        /* RUN_DIR to continue from its newest complete checkpoint; the options then come from
+                                  RUN_DIR/run.json (only threads, quiet, save_every, save_limit, stop_after may be
+                                  given anew) */
 } cl_train_opts;
 
 void cl_train_opts_default(cl_train_opts *o);
@@ -90,9 +96,23 @@ typedef struct {
     double wall_s, train_s, examples_per_s, tokens_per_s;
     uint64_t n_adapter, n_head, n_gate;
     size_t n_train, n_dev, n_test;
+    int interrupted;        /* signal number (SIGINT, SIGTERM) that stopped the run after a checkpoint, else 0 */
+    int paused;             /* 1: stopped by stop_after after writing a checkpoint */
+    int64_t resumed_from;   /* step of the checkpoint a resumed run started from (-1: a fresh run) */
 } cl_train_result;
 
+/* Runs (or, with o->resume, continues) a training run. Returns 0 also when the run was interrupted by SIGINT or
+ * SIGTERM (res->interrupted: the signal; a checkpoint of the last finished step was written first) or paused by
+ * stop_after (res->paused). Checkpoints (RUN/checkpoint-STEP/): the files of best/ plus optimizer.safetensors (AdamW
+ * moments and step, the best parameters so far, the adapter's own state) and trainer_state.json (step, data
+ * position = epoch and batch index, evaluation history, loss window, counters, the metrics.jsonl length; the RNG
+ * state is the seed and the step: every random draw is a pure function of them), and last the marker file
+ * COMPLETE: a checkpoint without it is ignored by --resume (and removed). Every file is written to a temporary name,
+ * fsynced and renamed. Fault injection for tests: CONDLORA_FAULT=kill-in-checkpoint:N raises SIGKILL in the middle
+ * of the N-th checkpoint this process writes (after its adapter files, before the optimizer state and marker). */
 int cl_train_run(const cl_train_opts *o, cl_train_result *res, cl_error *err);
+/* The newest complete checkpoint of RUN (its path into out); CL_EMISSING when there is none. */
+int cl_train_latest_checkpoint(const char *run_dir, char *out, size_t n, int64_t *step, cl_error *err);
 
 /* condlora eval: reloads RUN (a run directory's best/ or final/, or the run directory itself = its best/) and
  * evaluates `split` ("dev", "test" or "train", as the run's protocol defines them). model_dir / data_dir override
