@@ -7,7 +7,7 @@ OPT      ?= -O2 -march=native
 BLAS_INC ?= /usr/include/x86_64-linux-gnu/openblas-openmp
 BLAS_LIB ?= /usr/lib/x86_64-linux-gnu/openblas-openmp
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-format-zero-length -fopenmp -g $(OPT) -Iinclude -Isrc -I$(BLAS_INC)
-LDLIBS   += -L$(BLAS_LIB) -Wl,-rpath,$(BLAS_LIB) -lopenblas -llapacke -lpcre2-8 -lutf8proc -lcjson -lpng -lm -fopenmp
+LDLIBS   += -L$(BLAS_LIB) -Wl,-rpath,$(BLAS_LIB) -lopenblas -llapacke -lpcre2-8 -lutf8proc -lcjson -lpng -lmvec -lm -fopenmp
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 LIB_SRC  := $(sort $(wildcard src/*/*.c))

@@ -271,8 +271,10 @@ TEST(whole_encoder_matches_pytorch) {
 }
 
 /* ---- 2. finite differences ------------------------------------------------------------------------------------- */
-#define FD_TOL 4e-3   /* scale-free; a 1% error in the analytic gradient gives about 1e-2: checked per tensor below.
-                       * Float noise sets the floor: tensors with max|g| ~ 1e-3 (AdaLoRA E of the last query) reach 3.6e-3 */
+#define FD_TOL 7e-3   /* scale-free; a 1% error in the analytic gradient gives about 1e-2: checked per tensor below.
+                       * Float noise sets the floor: tensors with max|g| ~ 1e-3 (AdaLoRA E of the last query) reach
+                       * 3.1e-3 with OpenBLAS's Haswell kernels and 5.4e-3 with its SkylakeX kernels (the rounding of
+                       * the frozen GEMMs differs), so the floor, not the gradient, decides between 4e-3 and 7e-3 */
 #define FD_SAMPLES 10 /* coordinates per tensor */
 static double worst_fd;
 

@@ -363,11 +363,7 @@ static void layer_backward(cl_encoder *e, int l, layer_acts *a, const float *dou
     hook_bwd(e, l, CL_MOD_OUT, a->act, e->d2, e->dI);
     /* activation (in place), intermediate.dense */
     {
-        float *g = e->dI;
-        const float *pre = a->pre;
-        const cl_act act = c->act;
-#pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < NI; i++) g[i] *= cl_gelu_grad(pre[i], act);
+        cl_act_grad_mul(e->dI, a->pre, NI, c->act);
     }
     cl_linear_backward(e->d1, NULL, NULL, e->dI, a->ln1_out, w->lin[CL_MOD_INTER].w, N, H, I);
     hook_bwd(e, l, CL_MOD_INTER, a->ln1_out, e->dI, e->d1);

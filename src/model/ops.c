@@ -201,38 +201,133 @@ void cl_linear_backward(float *dinp, float *dw, float *db, const float *dout, co
 #define CL_SQRT_2_PI 0.79788456080286535588f /* sqrt(2/pi) */
 #define CL_INV_SQRT_2PI 0.39894228040143267794f
 
-float cl_gelu(float x, cl_act act) {
+/* glibc's libmvec (2.35+) has 16- and 8-lane variants of erff, expf and tanhf; declaring them `omp declare simd`
+ * lets the `omp simd` loops below call them (largest difference to the scalar functions seen: 8e-7 absolute for
+ * GELU on [-8, 8]). Before, scalar erff alone was 13% of a MiniLM training step. */
+#pragma omp declare simd notinbranch
+float erff(float);
+#pragma omp declare simd notinbranch
+float expf(float);
+#pragma omp declare simd notinbranch
+float tanhf(float);
+
+#pragma omp declare simd notinbranch
+static inline float gelu_erf(float x) { return 0.5f * x * (1.0f + erff(x * CL_SQRT1_2)); }
+#pragma omp declare simd notinbranch
+static inline float gelu_tanh(float x) {
+    float u = CL_SQRT_2_PI * (x + 0.044715f * x * x * x);
+    return 0.5f * x * (1.0f + tanhf(u));
+}
+#pragma omp declare simd notinbranch
+static inline float gelu_erf_grad(float x) {
+    return 0.5f * (1.0f + erff(x * CL_SQRT1_2)) + x * CL_INV_SQRT_2PI * expf(-0.5f * x * x);
+}
+#pragma omp declare simd notinbranch
+static inline float gelu_tanh_grad(float x) {
+    float u = CL_SQRT_2_PI * (x + 0.044715f * x * x * x);
+    float t = tanhf(u);
+    float du = CL_SQRT_2_PI * (1.0f + 3.0f * 0.044715f * x * x);
+    return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du;
+}
+
+/* out[0..n) = act(x[0..n)) and g[0..n) *= act'(x[0..n)). Every element goes through the 16-lane libmvec
+ * function (the tail through a zero-padded block), never the scalar one, so a value does not depend on where it
+ * sits in memory (the vector and scalar variants can differ in the last bit). */
+#define VB 16
+#define ACT_BLOCKS(BODY)                                                                                           \
+    do {                                                                                                           \
+        size_t i0 = 0;                                                                                             \
+        for (; i0 + VB <= n; i0 += VB) {                                                                           \
+            float xb[VB] __attribute__((aligned(64))), yb[VB] __attribute__((aligned(64)));                         \
+            memcpy(xb, x + i0, sizeof xb);                                                                         \
+            _Pragma("omp simd aligned(xb, yb : 64) simdlen(16)") for (int i = 0; i < VB; i++) yb[i] = BODY;      \
+            STORE(i0, VB);                                                                                         \
+        }                                                                                                          \
+        if (i0 < n) {                                                                                              \
+            float xb[VB] __attribute__((aligned(64))) = {0}, yb[VB] __attribute__((aligned(64)));                   \
+            memcpy(xb, x + i0, (n - i0) * sizeof(float));                                                          \
+            _Pragma("omp simd aligned(xb, yb : 64) simdlen(16)") for (int i = 0; i < VB; i++) yb[i] = BODY;      \
+            STORE(i0, n - i0);                                                                                     \
+        }                                                                                                          \
+    } while (0)
+
+static void act_row(float *o, const float *x, size_t n, cl_act act) {
+#define STORE(at, k) memcpy(o + (at), yb, (k) * sizeof(float))
     switch (act) {
-    case CL_ACT_GELU_TANH: {
-        float u = CL_SQRT_2_PI * (x + 0.044715f * x * x * x);
-        return 0.5f * x * (1.0f + tanhf(u));
+    case CL_ACT_GELU_TANH: ACT_BLOCKS(gelu_tanh(xb[i])); break;
+    case CL_ACT_RELU:
+        for (size_t i = 0; i < n; i++) o[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        break;
+    default: ACT_BLOCKS(gelu_erf(xb[i]));
     }
-    case CL_ACT_RELU: return x > 0.0f ? x : 0.0f;
-    default: return 0.5f * x * (1.0f + erff(x * CL_SQRT1_2));
+#undef STORE
+}
+
+static void act_grad_row(float *g, const float *x, size_t n, cl_act act) {
+#define STORE(at, k) for (size_t j = 0; j < (size_t)(k); j++) g[(at) + j] *= yb[j]
+    switch (act) {
+    case CL_ACT_GELU_TANH: ACT_BLOCKS(gelu_tanh_grad(xb[i])); break;
+    case CL_ACT_RELU:
+        for (size_t i = 0; i < n; i++) g[i] *= x[i] > 0.0f ? 1.0f : 0.0f;
+        break;
+    default: ACT_BLOCKS(gelu_erf_grad(xb[i]));
     }
+#undef STORE
+}
+
+/* e[0..n) = exp(e[0..n) - mx), blocks as above; returns the sum, accumulated in index order */
+static float exp_shift_row(float *e, size_t n, float mx) {
+    const float *x = e;
+#define STORE(at, k) memcpy(e + (at), yb, (k) * sizeof(float))
+    ACT_BLOCKS(expf(xb[i] - mx));
+#undef STORE
+    float sum = 0.0f;
+    for (size_t i = 0; i < n; i++) sum += e[i];
+    return sum;
+}
+
+/* scalar forms through the same vector functions, so they equal the fused kernels bit for bit */
+float cl_gelu(float x, cl_act act) {
+    float y;
+    act_row(&y, &x, 1, act);
+    return y;
 }
 
 float cl_gelu_grad(float x, cl_act act) {
-    switch (act) {
-    case CL_ACT_GELU_TANH: {
-        float u = CL_SQRT_2_PI * (x + 0.044715f * x * x * x);
-        float t = tanhf(u);
-        float du = CL_SQRT_2_PI * (1.0f + 3.0f * 0.044715f * x * x);
-        return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du;
-    }
-    case CL_ACT_RELU: return x > 0.0f ? 1.0f : 0.0f;
-    default: return 0.5f * (1.0f + erff(x * CL_SQRT1_2)) + x * CL_INV_SQRT_2PI * expf(-0.5f * x * x);
+    float g = 1.0f;
+    act_grad_row(&g, &x, 1, act);
+    return g;
+}
+
+#define ACT_CHUNK 4096
+void cl_act_forward(float *out, const float *inp, size_t n, cl_act act) {
+    size_t nc = (n + ACT_CHUNK - 1) / ACT_CHUNK;
+#pragma omp parallel for schedule(static)
+    for (size_t c = 0; c < nc; c++) {
+        size_t a = c * ACT_CHUNK, len = n - a < ACT_CHUNK ? n - a : ACT_CHUNK;
+        act_row(out + a, inp + a, len, act);
     }
 }
 
-void cl_act_forward(float *out, const float *inp, size_t n, cl_act act) {
+void cl_act_grad_mul(float *g, const float *inp, size_t n, cl_act act) {
+    size_t nc = (n + ACT_CHUNK - 1) / ACT_CHUNK;
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) out[i] = cl_gelu(inp[i], act);
+    for (size_t c = 0; c < nc; c++) {
+        size_t a = c * ACT_CHUNK, len = n - a < ACT_CHUNK ? n - a : ACT_CHUNK;
+        act_grad_row(g + a, inp + a, len, act);
+    }
 }
 
 void cl_act_backward(float *dinp, const float *dout, const float *inp, size_t n, cl_act act) {
+    size_t nc = (n + ACT_CHUNK - 1) / ACT_CHUNK;
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) dinp[i] += cl_gelu_grad(inp[i], act) * dout[i];
+    for (size_t c = 0; c < nc; c++) {
+        size_t a = c * ACT_CHUNK, len = n - a < ACT_CHUNK ? n - a : ACT_CHUNK;
+        float g[ACT_CHUNK];
+        memcpy(g, dout + a, len * sizeof(float));
+        act_grad_row(g, inp + a, len, act);
+        for (size_t i = 0; i < len; i++) dinp[a + i] += g[i];
+    }
 }
 
 void cl_bias_act_forward(float *out, float *x, const float *bias, int N, int C, cl_act act) {
@@ -240,8 +335,9 @@ void cl_bias_act_forward(float *out, float *x, const float *bias, int N, int C, 
     for (int n = 0; n < N; n++) {
         float *xr = x + (size_t)n * C, *o = out + (size_t)n * C;
         if (bias)
+#pragma omp simd
             for (int i = 0; i < C; i++) xr[i] += bias[i];
-        for (int i = 0; i < C; i++) o[i] = cl_gelu(xr[i], act);
+        act_row(o, xr, (size_t)C, act);
     }
 }
 
@@ -273,11 +369,7 @@ void cl_attention_forward(float *out, float *att, float *scratch, const float *q
             float *row = P + (size_t)i * T;
             float mx = row[0];
             for (int j = 1; j < L; j++) mx = row[j] > mx ? row[j] : mx;
-            float sum = 0.0f;
-            for (int j = 0; j < L; j++) {
-                row[j] = expf(row[j] - mx);
-                sum += row[j];
-            }
+            float sum = exp_shift_row(row, (size_t)L, mx);
             float inv = 1.0f / sum;
             for (int j = 0; j < L; j++) row[j] *= inv;
             for (int j = L; j < T; j++) row[j] = 0.0f;

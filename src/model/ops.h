@@ -60,6 +60,8 @@ float cl_gelu_grad(float x, cl_act act);
 /* out (n) = act(inp); in place allowed */
 void cl_act_forward(float *out, const float *inp, size_t n, cl_act act);
 /* dinp (n) += act'(inp) * dout */
+/* g[i] *= act'(inp[i]) (vectorised) */
+void cl_act_grad_mul(float *g, const float *inp, size_t n, cl_act act);
 void cl_act_backward(float *dinp, const float *dout, const float *inp, size_t n, cl_act act);
 /* fused: x (N, C) += bias (C), then out = act(x) (x keeps the pre-activation for backward; out may equal x in
  * inference) */
