@@ -16,6 +16,7 @@ TOOL_SRC := $(sort $(wildcard tools/*.c))
 TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+PY_TESTS := $(sort $(wildcard tests/py/test_*.py))
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 DEPS     := $(BUILD)/.deps-ok
 
@@ -41,7 +42,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libcondlora.a
 	$(CC) $(CFLAGS) $< $(BUILD)/libcondlora.a $(LDLIBS) -o $@
 
 test: $(TEST_BIN) $(BUILD)/condlora
-	@CL_BIN=$(BUILD)/condlora bash tests/run.sh $(TEST_BIN)
+	@CL_BIN=$(BUILD)/condlora bash tests/run.sh $(TEST_BIN) $(PY_TESTS)
 
 asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan OPT="-O1 $(SAN)" test

@@ -1,22 +1,36 @@
-/* condlora predict: logits of a sequence-classification model for every row of a TSV file. */
+/* condlora predict: logits (or GLUE predictions) of a sequence-classification model, optionally with a PEFT /
+ * condlora adapter applied, for every row of a TSV file. */
 #include <cblas.h>
 #include <getopt.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "adapters/peft_io.h"
 #include "commands.h"
 #include "core/util.h"
+#include "data/glue.h"
 #include "model/encoder.h"
 #include "tokenizer/tokenizer.h"
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: condlora predict --model DIR --input FILE.tsv [--text-columns C | C1,C2] [--output OUT.tsv]\n"
-            "                        [--skip-header] [--ids] [--tokenizer DIR] [--max-length N] [--batch B]\n"
-            "                        [--threads K]\n"
-            "Writes one line per input row: the model's logits, tab-separated (one value for a regression head).\n"
-            "  --model DIR         a model directory with a classification head (config.json + model.safetensors)\n"
+            "usage: condlora predict --model DIR --input FILE.tsv [--adapter DIR] [--task NAME] [--format tsv|glue]\n"
+            "                        [--text-columns C | C1,C2] [--output OUT.tsv] [--skip-header] [--ids]\n"
+            "                        [--tokenizer DIR] [--max-length N] [--batch B] [--threads K]\n"
+            "Writes one line per input row: the model's logits, tab-separated (one value for a regression head), or\n"
+            "with --format glue a GLUE submission file.\n"
+            "  --model DIR         a model directory (config.json + model.safetensors); with a classification head\n"
+            "                      unless the adapter carries one\n"
+            "  --adapter DIR       apply a PEFT LoRA / AdaLoRA adapter directory (adapter_config.json +\n"
+            "                      adapter_model.safetensors, its classification head included) on top of --model;\n"
+            "                      a condlora run directory means RUN/best\n"
+            "  --task NAME         a GLUE task: the input is read as the task's test.tsv (or a train/dev file) by\n"
+            "                      column name unless --text-columns is given, and --format glue writes its labels\n"
+            "  --format tsv|glue   tsv (default): logits; glue: a header line \"index<TAB>prediction\" then the row's\n"
+            "                      index (the file's index/id column with --task, else 0, 1, ...) and the argmax\n"
+            "                      label (--task: as GLUE writes it, e.g. entailment or 1; else the class id) or the\n"
+            "                      score of a regression head\n"
             "  --text-columns      0-based tab-separated column(s) holding the text, or the two texts of a pair\n"
             "                      (default 0)\n"
             "  --skip-header       ignore the first line of the input\n"
@@ -74,13 +88,64 @@ static int parse_ids(const char *s, seq *out, int32_t type, const char *file, lo
     return 0;
 }
 
+/* one input row: its text (or id) fields, the source line and the index written by --format glue */
+typedef struct {
+    const char *f[2];
+    const char *id;
+    long line;
+} row;
+
+static int add_row(row **rows, size_t *n, size_t *cap, row r) {
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 256;
+        row *nr = realloc(*rows, nc * sizeof *nr);
+        if (!nr) return -1;
+        *rows = nr, *cap = nc;
+    }
+    (*rows)[(*n)++] = r;
+    return 0;
+}
+
+/* rows of a plain TSV (columns col[0..ncol)); the text is split in place */
+static int read_plain(char *text, size_t tlen, const char *input, const int *col, int ncol, int skip_header,
+                      row **rows, size_t *n, size_t *cap) {
+    char *p = text, *endt = text + tlen;
+    long lineno = 0;
+    while (p < endt) {
+        char *nl = memchr(p, '\n', (size_t)(endt - p));
+        char *line = p;
+        if (nl) *nl = 0;
+        p = nl ? nl + 1 : endt;
+        lineno++;
+        size_t ll = strlen(line);
+        if (ll && line[ll - 1] == '\r') line[--ll] = 0;
+        if ((lineno == 1 && skip_header) || (!ll && p >= endt)) continue;
+        char *f[1024];
+        int nf = split_tabs(line, f, 1024);
+        int need = (col[0] > col[1] ? col[0] : col[1]) + 1;
+        if (nf < need) {
+            fprintf(stderr, "condlora predict: %s:%ld: %d column(s), --text-columns needs column %d\n", input, lineno,
+                    nf < 0 ? 1024 : nf, need - 1);
+            return -1;
+        }
+        row r = {{f[col[0]], ncol == 2 ? f[col[1]] : NULL}, NULL, lineno};
+        if (add_row(rows, n, cap, r)) {
+            fprintf(stderr, "condlora predict: out of memory\n");
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int cmd_predict(int argc, char **argv) {
-    const char *model_dir = NULL, *input = NULL, *output = NULL, *tokdir = NULL, *cols = "0";
+    const char *model_dir = NULL, *input = NULL, *output = NULL, *tokdir = NULL, *cols = NULL, *adapter = NULL;
+    const char *task_name = NULL, *format = "tsv";
     int use_ids = 0, skip_header = 0, batch = 32, max_len = 0, threads = 0;
     static const struct option lo[] = {
         {"model", 1, 0, 'm'},  {"input", 1, 0, 'i'},       {"output", 1, 0, 'o'},     {"text-columns", 1, 0, 'c'},
         {"ids", 0, 0, 'I'},    {"skip-header", 0, 0, 'H'}, {"tokenizer", 1, 0, 'k'},  {"max-length", 1, 0, 'x'},
-        {"batch", 1, 0, 'b'},  {"threads", 1, 0, 't'},     {"help", 0, 0, 'h'},       {0, 0, 0, 0}};
+        {"batch", 1, 0, 'b'},  {"threads", 1, 0, 't'},     {"adapter", 1, 0, 'a'},    {"task", 1, 0, 'T'},
+        {"format", 1, 0, 'f'}, {"help", 0, 0, 'h'},        {0, 0, 0, 0}};
     int c, li = -1;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", lo, &li)) != -1) {
@@ -104,6 +169,9 @@ int cmd_predict(int argc, char **argv) {
         case 'I': use_ids = 1; break;
         case 'H': skip_header = 1; break;
         case 'k': tokdir = optarg; break;
+        case 'a': adapter = optarg; break;
+        case 'T': task_name = optarg; break;
+        case 'f': format = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -114,8 +182,19 @@ int cmd_predict(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    int col[2] = {0, -1}, ncol;
-    {
+    int glue_fmt = !strcmp(format, "glue");
+    if (!glue_fmt && strcmp(format, "tsv")) {
+        fprintf(stderr, "condlora predict: option --format: '%s' is not tsv or glue\n", format);
+        return 2;
+    }
+    cl_error err = {0};
+    const cl_glue_task *task = NULL;
+    if (task_name && cl_glue_task_lookup(task_name, &task, &err)) {
+        fprintf(stderr, "condlora predict: option --task: %s\n", err.msg);
+        return 2;
+    }
+    int col[2] = {0, -1}, ncol = 1;
+    if (cols) {
         char *end;
         long a = strtol(cols, &end, 10), b = -1;
         if (end != cols && *end == ',') {
@@ -135,25 +214,50 @@ int cmd_predict(int argc, char **argv) {
         omp_set_num_threads(threads);
         openblas_set_num_threads(threads);
     }
-    cl_error err = {0};
+    /* the model, with the number of labels of the adapter's head when it has one */
+    int adapter_labels = 0;
+    if (adapter && cl_peft_num_labels(adapter, &adapter_labels, &err)) {
+        fprintf(stderr, "condlora predict: %s\n", err.msg);
+        return 1;
+    }
     cl_model m;
-    cl_load_opts mo = {0};
+    cl_load_opts mo = {.num_labels = adapter_labels};
     if (cl_model_load(&m, model_dir, &mo, &err)) {
         fprintf(stderr, "condlora predict: %s\n", err.msg);
         return 1;
     }
     int rc = 1;
+    cl_peft *pf = NULL;
     cl_tokenizer *tok = NULL;
     cl_encoder *enc = NULL;
     char *text = NULL;
     seq *seqs = NULL;
+    row *rows = NULL;
+    size_t nrows = 0, caprows = 0;
+    cl_dataset ds;
+    memset(&ds, 0, sizeof ds);
     int32_t *ids = NULL, *types = NULL, *lens = NULL;
     cl_tok_encoding te;
     cl_tok_encoding_init(&te);
     cl_atomic_file af = {0};
     FILE *out = stdout;
-    if (m.head == CL_HEAD_NONE || !m.head_from_file) {
-        fprintf(stderr, "condlora predict: %s holds no classification head (classifier.* tensors)\n", model_dir);
+    cl_lin_hook hook;
+    if (adapter) {
+        if (cl_peft_load(&pf, adapter, &m, &err)) {
+            fprintf(stderr, "condlora predict: %s\n", err.msg);
+            goto done;
+        }
+        hook = cl_adapter_hook(pf->ad);
+    }
+    if (m.head == CL_HEAD_NONE || (!m.head_from_file && !(pf && pf->has_head))) {
+        fprintf(stderr, "condlora predict: %s holds no classification head (classifier.* tensors)%s\n", model_dir,
+                adapter ? ", nor does the adapter" : "");
+        goto done;
+    }
+    const int L = m.head_out.d_out, bert_types = m.cfg.type_vocab_size > 1;
+    if (task && L != task->num_labels) {
+        fprintf(stderr, "condlora predict: the model's head has %d label%s but GLUE %s has %d\n", L, L > 1 ? "s" : "",
+                task->name, task->num_labels);
         goto done;
     }
     int maxpos = m.cfg.max_position - (m.cfg.arch == CL_ARCH_ROBERTA ? m.cfg.pad_token_id + 1 : 0);
@@ -163,10 +267,31 @@ int cmd_predict(int argc, char **argv) {
         fprintf(stderr, "condlora predict: %s (or pass --ids with pre-tokenized input)\n", err.msg);
         goto done;
     }
-    size_t tlen;
-    if (cl_read_file(input, &text, &tlen, &err)) {
-        fprintf(stderr, "condlora predict: %s\n", err.msg);
-        goto done;
+    /* the rows */
+    if (task && !cols) {
+        /* the task's test file by column name; else its train/dev layout */
+        if (cl_glue_read_file(task, input, 0, NULL, &ds, &err)) {
+            cl_error e2 = {0};
+            if (cl_glue_read_file(task, input, 1, NULL, &ds, &e2)) {
+                fprintf(stderr, "condlora predict: %s\n", err.msg);
+                goto done;
+            }
+        }
+        for (size_t i = 0; i < ds.n; i++) {
+            row r = {{ds.ex[i].text_a, ds.ex[i].text_b}, ds.ex[i].id, ds.ex[i].line};
+            if (add_row(&rows, &nrows, &caprows, r)) {
+                fprintf(stderr, "condlora predict: out of memory\n");
+                goto done;
+            }
+        }
+        ncol = cl_glue_is_pair(task) ? 2 : 1;
+    } else {
+        size_t tlen;
+        if (cl_read_file(input, &text, &tlen, &err)) {
+            fprintf(stderr, "condlora predict: %s\n", err.msg);
+            goto done;
+        }
+        if (read_plain(text, tlen, input, col, ncol, skip_header, &rows, &nrows, &caprows)) goto done;
     }
     if (cl_encoder_new(&enc, &m, batch, max_len, 0, &err)) {
         fprintf(stderr, "condlora predict: %s\n", err.msg);
@@ -187,43 +312,27 @@ int cmd_predict(int argc, char **argv) {
         }
         out = af.f;
     }
-    const int L = m.head_out.d_out, bert_types = m.cfg.type_vocab_size > 1;
-    char *p = text, *endt = text + tlen;
-    long lineno = 0;
-    int nb = 0, failed = 0;
-    while (!failed && (p < endt || nb > 0)) {
-        /* fill a batch */
-        while (p < endt && nb < batch) {
-            char *nl = memchr(p, '\n', (size_t)(endt - p));
-            char *line = p;
-            if (nl) *nl = 0;
-            p = nl ? nl + 1 : endt;
-            lineno++;
-            size_t ll = strlen(line);
-            if (ll && line[ll - 1] == '\r') line[--ll] = 0;
-            if ((lineno == 1 && skip_header) || (!ll && p >= endt)) continue;
-            char *f[1024];
-            int nf = split_tabs(line, f, 1024);
-            int need = (col[0] > col[1] ? col[0] : col[1]) + 1;
-            if (nf < need) {
-                fprintf(stderr, "condlora predict: %s:%ld: %d column(s), --text-columns needs column %d\n", input,
-                        lineno, nf < 0 ? 1024 : nf, need - 1);
-                failed = 1;
-                break;
-            }
-            seq *s = &seqs[nb];
+    if (glue_fmt) fprintf(out, "index\tprediction\n");
+    cl_fwd_opts fo = {0};
+    fo.hook = pf ? &hook : NULL;
+    int failed = 0;
+    for (size_t r0 = 0; r0 < nrows && !failed; r0 += (size_t)batch) {
+        int nb = nrows - r0 < (size_t)batch ? (int)(nrows - r0) : batch;
+        for (int b = 0; b < nb && !failed; b++) {
+            const row *rw = &rows[r0 + (size_t)b];
+            seq *s = &seqs[b];
             s->n = 0;
             if (use_ids) {
                 for (int k = 0; k < ncol && !failed; k++)
-                    if (parse_ids(f[col[k]], s, bert_types ? k : 0, input, lineno, &err)) failed = 1;
+                    if (parse_ids(rw->f[k] ? rw->f[k] : "", s, bert_types ? k : 0, input, rw->line, &err)) failed = 1;
                 if (!failed && s->n == 0) {
-                    cl_errf(&err, CL_EFORMAT, "%s:%ld: no token ids", input, lineno);
+                    cl_errf(&err, CL_EFORMAT, "%s:%ld: no token ids", input, rw->line);
                     failed = 1;
                 }
                 if (!failed && s->n > max_len) s->n = max_len;
             } else {
-                if (cl_tokenizer_encode_str(tok, f[col[0]], ncol == 2 ? f[col[1]] : NULL, max_len, &te, &err)) {
-                    cl_err_prefix(&err, "%s:%ld", input, lineno);
+                if (cl_tokenizer_encode_str(tok, rw->f[0], ncol == 2 ? rw->f[1] : NULL, max_len, &te, &err)) {
+                    cl_err_prefix(&err, "%s:%ld", input, rw->line);
                     failed = 1;
                 }
                 for (int i = 0; !failed && i < te.len && i < max_len; i++)
@@ -232,13 +341,9 @@ int cmd_predict(int argc, char **argv) {
                         failed = 1;
                     }
             }
-            if (failed) {
-                fprintf(stderr, "condlora predict: %s\n", err.msg);
-                break;
-            }
-            nb++;
+            if (failed) fprintf(stderr, "condlora predict: %s\n", err.msg);
         }
-        if (failed || nb == 0) break;
+        if (failed) break;
         int T = 1;
         for (int b = 0; b < nb; b++) T = seqs[b].n > T ? seqs[b].n : T;
         for (int b = 0; b < nb; b++) {
@@ -250,14 +355,31 @@ int cmd_predict(int argc, char **argv) {
         }
         cl_batch bt = {ids, bert_types ? types : NULL, lens, nb, T};
         const float *logits;
-        if (cl_encoder_forward(enc, &bt, NULL, &logits, NULL, &err)) {
-            fprintf(stderr, "condlora predict: %s: batch ending at line %ld: %s\n", input, lineno, err.msg);
+        if (cl_encoder_forward(enc, &bt, &fo, &logits, NULL, &err)) {
+            fprintf(stderr, "condlora predict: %s: batch ending at line %ld: %s\n", input, rows[r0 + nb - 1].line,
+                    err.msg);
             failed = 1;
             break;
         }
-        for (int b = 0; b < nb; b++)
-            for (int j = 0; j < L; j++) fprintf(out, "%.7g%c", logits[b * L + j], j + 1 < L ? '\t' : '\n');
-        nb = 0;
+        for (int b = 0; b < nb; b++) {
+            const float *lg = logits + (size_t)b * L;
+            if (!glue_fmt) {
+                for (int j = 0; j < L; j++) fprintf(out, "%.7g%c", lg[j], j + 1 < L ? '\t' : '\n');
+                continue;
+            }
+            const row *rw = &rows[r0 + (size_t)b];
+            if (rw->id) fprintf(out, "%s\t", rw->id);
+            else fprintf(out, "%zu\t", r0 + (size_t)b);
+            if (L == 1) {
+                fprintf(out, "%.7g\n", lg[0]);
+                continue;
+            }
+            int best = 0;
+            for (int j = 1; j < L; j++)
+                if (lg[j] > lg[best]) best = j;
+            if (task && task->label_values[best]) fprintf(out, "%s\n", task->label_values[best]);
+            else fprintf(out, "%d\n", best);
+        }
     }
     if (failed) {
         if (output) cl_atomic_abort(&af);
@@ -276,10 +398,12 @@ int cmd_predict(int argc, char **argv) {
 done:
     if (seqs)
         for (int b = 0; b < batch; b++) free(seqs[b].ids), free(seqs[b].types);
-    free(seqs), free(ids), free(types), free(lens), free(text);
+    free(seqs), free(ids), free(types), free(lens), free(text), free(rows);
+    cl_dataset_free(&ds);
     cl_tok_encoding_free(&te);
     cl_tokenizer_free(tok);
     cl_encoder_free(enc);
+    cl_peft_free(pf);
     cl_model_free(&m);
     return rc;
 }

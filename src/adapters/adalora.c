@@ -192,13 +192,28 @@ static int ada_rank(const cl_adapter *ad, const cl_amod *md) {
     return n;
 }
 
+/* a plain PEFT LoRA (any LoRA user can load it): the components with E_i != 0 only, A rows times E_i, B columns
+ * times s / s' (s = alpha / (init_r + 1e-5) as PEFT's AdaLoRA, s' = alpha / r' for the kept rank r'), so LoRA
+ * with rank_pattern r' and the same lora_alpha gives exactly s B diag(E) A */
 static int ada_export(cl_adapter *ad, cl_amod *md, cl_tensor_cb cb, void *user, cl_error *err) {
-    if (cl_ad_export_ab(ad, md, "lora_A", "lora_B", md->A, md->B, md->r, cb, user, err)) return -1;
-    char path[CL_PARAM_NAME_MAX - 32], name[CL_PARAM_NAME_MAX];
-    cl_adapter_module_path(ad->model, md->layer, md->m, path, sizeof path);
-    snprintf(name, sizeof name, "%s.lora_E", path);
-    int64_t sh[2] = {md->r, 1};
-    return cb(user, name, 2, sh, md->E, err) ? -1 : 0;
+    int rk = ada_rank(ad, md);
+    if (rk == 0) return 0;
+    float snew = ad->o.alpha / (float)rk;
+    float *A = malloc((size_t)rk * md->d_in * sizeof(float)), *B = malloc((size_t)rk * md->d_out * sizeof(float));
+    if (!A || !B) {
+        free(A), free(B);
+        return cl_errf(err, CL_ENOMEM, "adalora export: out of memory");
+    }
+    int j = 0;
+    for (int i = 0; i < md->r; i++) {
+        if (md->E[i] == 0.0f) continue;
+        for (int c = 0; c < md->d_in; c++) A[(size_t)j * md->d_in + c] = md->A[(size_t)i * md->d_in + c] * md->E[i];
+        for (int o = 0; o < md->d_out; o++) B[(size_t)o * rk + j] = md->B[(size_t)o * md->r + i] * (md->s / snew);
+        j++;
+    }
+    int rc = cl_ad_export_ab(ad, md, "lora_A.weight", "lora_B.weight", A, B, rk, cb, user, err);
+    free(A), free(B);
+    return rc;
 }
 
 static void ada_free(cl_adapter *ad) {

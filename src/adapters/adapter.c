@@ -197,10 +197,17 @@ int cl_adapter_create(cl_adapter **out, const cl_adapter_opts *o, cl_model *mode
     }
     int L = model->cfg.num_layers;
     int tg[CL_MOD_COUNT];
-    if (parse_targets(o->target_modules, tg, err)) return -1;
     unsigned char on[L > 0 ? L : 1];
     if (L <= 0 || !model->layers) return cl_errf(err, CL_EINVAL, "adapter: the model has no layers");
-    if (parse_layers(o->layers, L, on, err)) return -1;
+    if ((o->mod_rank || o->mod_alpha) && o->method != CL_METHOD_LORA)
+        return cl_errf(err, CL_EUNSUP, "rank_pattern / alpha_pattern: per-module ranks are only supported for lora");
+    if (o->mod_rank) { /* per-module ranks replace target_modules x layers */
+        for (int m = 0; m < CL_MOD_COUNT; m++) tg[m] = 1;
+        memset(on, 1, (size_t)L);
+    } else {
+        if (parse_targets(o->target_modules, tg, err)) return -1;
+        if (parse_layers(o->layers, L, on, err)) return -1;
+    }
 
     cl_adapter *ad = calloc(1, sizeof *ad);
     if (!ad) return cl_errf(err, CL_ENOMEM, "adapter: out of memory");
@@ -217,10 +224,20 @@ int cl_adapter_create(cl_adapter **out, const cl_adapter_opts *o, cl_model *mode
         cl_adapter_free(ad);
         return cl_errf(err, CL_ENOMEM, "adapter: out of memory");
     }
+    if (o->method == CL_METHOD_ADALORA) ad->s = o->alpha / ((float)o->r + 1e-5f); /* scaling / (ranknum + 1e-5) */
+    else ad->s = o->rslora ? o->alpha / sqrtf((float)o->r) : o->alpha / (float)o->r;
     for (int l = 0; l < L; l++)
         for (int m = 0; m < CL_MOD_COUNT; m++) {
             ad->mod_index[l * CL_MOD_COUNT + m] = -1;
             if (!on[l] || !tg[m]) continue;
+            int rm = o->mod_rank ? o->mod_rank[l * CL_MOD_COUNT + m] : o->r;
+            float am = o->mod_alpha ? o->mod_alpha[l * CL_MOD_COUNT + m] : o->alpha;
+            if (rm == 0) continue;
+            if (rm < 0 || !(am > 0) || !isfinite(am)) {
+                cl_adapter_free(ad);
+                return cl_errf(err, CL_EINVAL, "rank_pattern / alpha_pattern: layer %d '%s' has r %d, alpha %g (need "
+                               "r >= 0, alpha > 0)", l, cl_module_names[m], rm, (double)am);
+            }
             const cl_linear *lin = &model->layers[l].lin[m];
             if (!lin->w || lin->d_in <= 0 || lin->d_out <= 0) {
                 cl_adapter_free(ad);
@@ -228,9 +245,9 @@ int cl_adapter_create(cl_adapter **out, const cl_adapter_opts *o, cl_model *mode
                                cl_module_names[m], l);
             }
             int dmin = lin->d_in < lin->d_out ? lin->d_in : lin->d_out;
-            if (o->r > dmin) {
+            if (rm > dmin) {
                 cl_adapter_free(ad);
-                return cl_errf(err, CL_EINVAL, "r: %d is larger than the dimension of '%s' (%d x %d)", o->r,
+                return cl_errf(err, CL_EINVAL, "r: %d is larger than the dimension of '%s' (%d x %d)", rm,
                                cl_module_names[m], lin->d_out, lin->d_in);
             }
             if (o->method == CL_METHOD_CONDLORA && lin->d_in != lin->d_out) {
@@ -241,7 +258,10 @@ int cl_adapter_create(cl_adapter **out, const cl_adapter_opts *o, cl_model *mode
                                cl_module_names[m], lin->d_out, lin->d_in);
             }
             cl_amod *md = &ad->mods[ad->n_mods];
-            md->layer = l, md->m = (cl_module)m, md->d_in = lin->d_in, md->d_out = lin->d_out, md->r = o->r;
+            md->layer = l, md->m = (cl_module)m, md->d_in = lin->d_in, md->d_out = lin->d_out, md->r = rm;
+            md->alpha = am;
+            md->s = ad->s; /* per-module scale: LoRA with mod_rank / mod_alpha only */
+            if (o->mod_rank || o->mod_alpha) md->s = o->rslora ? am / sqrtf((float)rm) : am / (float)rm;
             ad->mod_index[l * CL_MOD_COUNT + m] = ad->n_mods++;
             ad->type_used[m] = 1;
         }
@@ -249,8 +269,7 @@ int cl_adapter_create(cl_adapter **out, const cl_adapter_opts *o, cl_model *mode
         cl_adapter_free(ad);
         return cl_errf(err, CL_EINVAL, "layers: no (layer, target module) pair selected");
     }
-    if (o->method == CL_METHOD_ADALORA) ad->s = o->alpha / ((float)o->r + 1e-5f); /* scaling / (ranknum + 1e-5) */
-    else ad->s = o->rslora ? o->alpha / sqrtf((float)o->r) : o->alpha / (float)o->r;
+    ad->o.mod_rank = NULL, ad->o.mod_alpha = NULL; /* the caller's arrays are not kept */
     ad->B = 0, ad->S = 0;
     *out = ad;
     return 0;
@@ -303,6 +322,8 @@ int cl_adapter_begin_batch(cl_adapter *ad, int B, int S, uint64_t seed, cl_error
         if (d > dmax) dmax = d;
     }
     size_t r = (size_t)ad->o.r;
+    for (int k = 0; k < ad->n_mods; k++)
+        if ((size_t)ad->mods[k].r > r) r = (size_t)ad->mods[k].r;
     size_t need = 3 * T * r + T * dmax + 2 * r * dmax + T + (size_t)B * dmax + 64;
     if (!cl_ad_scratch(ad, need)) {
         ad->ws_failed = 0;

@@ -85,6 +85,13 @@ typedef struct {
     int ada_tinit, ada_tfinal, ada_deltaT; /* 0, 0, 1 */
     float ada_beta1, ada_beta2; /* 0.85, 0.85 */
     float ada_orth;             /* orth_reg_weight 0.5 */
+    /* Per-module rank and alpha (LoRA only: PEFT's rank_pattern / alpha_pattern / regex target_modules, see
+     * adapters/peft_io.h). NULL: r and alpha on target_modules x layers. Else mod_rank[l * CL_MOD_COUNT + m]
+     * (num_layers * CL_MOD_COUNT entries) > 0 adapts (layer l, module m) with that rank, 0 leaves it alone
+     * (target_modules and layers are then not used); mod_alpha (NULL: alpha everywhere) is each module's lora_alpha:
+     * s = alpha_m / r_m (rsLoRA: alpha_m / sqrt r_m). Read by cl_adapter_create only. */
+    const int *mod_rank;
+    const float *mod_alpha;
 } cl_adapter_opts;
 
 /* Defaults for METHOD (r = 8, alpha = 8, dropout 0, query+value of all layers; AdaLoRA r = 12, target 8). */

@@ -10,6 +10,7 @@ typedef struct {
     int layer;
     cl_module m;
     int d_in, d_out, r;
+    float s, alpha;           /* this module's scale and lora_alpha (ad->s, o.alpha unless mod_rank / mod_alpha) */
     size_t offA, offB, offE;  /* offsets in cl_params (offE: AdaLoRA E or SaLoRA log_alpha) */
     float *A, *B, *dA, *dB;   /* (r, d_in), (d_out, r): params/grads, or CondLoRA's materialised A_l, B_l + scratch */
     float *E, *dE;            /* (r) AdaLoRA E / SaLoRA log_alpha and their gradients; NULL for LoRA, CondLoRA */

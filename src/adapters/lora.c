@@ -38,7 +38,7 @@ void cl_lowrank_forward(cl_adapter *ad, cl_amod *md, const float *x, float *y, i
         for (int t = 0; t < T; t++)
             for (int i = 0; i < r; i++) U[(size_t)t * r + i] *= diag[i];
     /* y (T, dout) += s U B^T */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, dout, r, ad->s, U, r, md->B, r, 1.0f, y, dout);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, dout, r, md->s, U, r, md->B, r, 1.0f, y, dout);
     if (ad->vt->extra_fwd) ad->vt->extra_fwd(ad, md, x, y, T);
 }
 
@@ -62,9 +62,9 @@ void cl_lowrank_backward(cl_adapter *ad, cl_amod *md, const float *x, const floa
         Uuse = Ud;
     }
     /* dB (dout, r) += s dy^T Ud */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, dout, r, T, ad->s, dy, dout, Uuse, r, 1.0f, md->dB, r);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, dout, r, T, md->s, dy, dout, Uuse, r, 1.0f, md->dB, r);
     /* GU (T, r) = s dy B */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, r, dout, ad->s, dy, dout, md->B, r, 0.0f, GU, r);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, r, dout, md->s, dy, dout, md->B, r, 0.0f, GU, r);
     if (diag) {
         double gd[r];
         for (int i = 0; i < r; i++) gd[i] = 0;
@@ -100,7 +100,7 @@ int cl_lowrank_delta(cl_adapter *ad, cl_amod *md, float *out, float beta) {
     for (int o = 0; o < dout; o++)
         for (int i = 0; i < r; i++) BD[(size_t)o * r + i] = md->B[(size_t)o * r + i] * (diag ? diag[i] : 1.0f);
     /* out (dout, din) = s BD A + beta out */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, dout, din, r, ad->s, BD, r, md->A, din, beta, out, din);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, dout, din, r, md->s, BD, r, md->A, din, beta, out, din);
     return 0;
 }
 

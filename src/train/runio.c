@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "core/jsonio.h"
 #include "core/util.h"
+#include "adapters/peft_io.h"
 #include "io/safetensors.h"
 #include "train/train_internal.h"
 
@@ -31,51 +33,6 @@ void cl_run_json_metrics(FILE *f, const cl_metric_set *m) {
         else fprintf(f, "%s\"%s\":null", i ? "," : "", m->m[i].name);
     }
     fprintf(f, "}");
-}
-
-/* A float option as the decimal a user typed (0.3, not 0.300000011920929): shortest form that round-trips in float. */
-static double f32_json(float v) {
-    char b[32];
-    snprintf(b, sizeof b, "%.7g", v);
-    return strtod(b, NULL);
-}
-
-static cJSON *adapter_json(const cl_adapter_opts *a) {
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "method", cl_method_names[a->method]);
-    cJSON_AddStringToObject(j, "target_modules", a->target_modules && *a->target_modules ? a->target_modules
-                                                                                         : "query,value");
-    cJSON_AddStringToObject(j, "layers", a->layers ? a->layers : "");
-    cJSON_AddNumberToObject(j, "r", a->r);
-    cJSON_AddNumberToObject(j, "alpha", f32_json(a->alpha));
-    cJSON_AddNumberToObject(j, "dropout", f32_json(a->dropout));
-    cJSON_AddNumberToObject(j, "rslora", a->rslora);
-    cJSON_AddNumberToObject(j, "condlora_paper", a->condlora_paper);
-    cJSON_AddNumberToObject(j, "condlora_use_x", a->condlora_use_x);
-    cJSON_AddNumberToObject(j, "condlora_lambda_x", f32_json(a->condlora_lambda_x));
-    cJSON_AddNumberToObject(j, "salora_budget", f32_json(a->salora_budget));
-    cJSON_AddNumberToObject(j, "salora_warmup", f32_json(a->salora_warmup));
-    cJSON_AddNumberToObject(j, "salora_lambda_lr", f32_json(a->salora_lambda_lr));
-    cJSON_AddNumberToObject(j, "salora_orth", f32_json(a->salora_orth));
-    cJSON_AddNumberToObject(j, "salora_log_alpha_init", f32_json(a->salora_log_alpha_init));
-    cJSON_AddNumberToObject(j, "ada_target_r", a->ada_target_r);
-    cJSON_AddNumberToObject(j, "ada_tinit", a->ada_tinit);
-    cJSON_AddNumberToObject(j, "ada_tfinal", a->ada_tfinal);
-    cJSON_AddNumberToObject(j, "ada_deltaT", a->ada_deltaT);
-    cJSON_AddNumberToObject(j, "ada_beta1", f32_json(a->ada_beta1));
-    cJSON_AddNumberToObject(j, "ada_beta2", f32_json(a->ada_beta2));
-    cJSON_AddNumberToObject(j, "ada_orth", f32_json(a->ada_orth));
-    return j;
-}
-
-static int save_json(cJSON *root, const char *path, cl_error *err) {
-    char *s = cJSON_Print(root);
-    if (!s) return cl_errf(err, CL_ENOMEM, "%s: out of memory", path);
-    size_t n = strlen(s);
-    s[n] = '\n';
-    int rc = cl_atomic_write(path, s, n + 1, err);
-    free(s);
-    return rc;
 }
 
 int cl_run_write_json(const cl_tctx *c, const char *path, const cl_train_result *res, const char *status,
@@ -112,7 +69,7 @@ int cl_run_write_json(const cl_tctx *c, const char *path, const cl_train_result 
     cJSON_AddNumberToObject(op, "max_eval", (double)o->max_eval);
     cJSON_AddNumberToObject(op, "save_every", (double)o->save_every);
     cJSON_AddNumberToObject(op, "save_limit", o->save_limit);
-    cJSON_AddItemToObject(op, "adapter", adapter_json(&o->ad));
+    cJSON_AddItemToObject(op, "adapter", cl_adapter_opts_json(&o->ad));
     cJSON *v = cJSON_AddObjectToObject(r, "versions");
     cJSON_AddStringToObject(v, "condlora", CONDLORA_VERSION);
     cJSON_AddStringToObject(v, "compiler", __VERSION__);
@@ -144,7 +101,7 @@ int cl_run_write_json(const cl_tctx *c, const char *path, const cl_train_result 
         cJSON_AddNumberToObject(rs, "tokens_per_s", res->tokens_per_s);
         cJSON_AddNumberToObject(rs, "peak_rss_mib", cl_peak_rss_kib() / 1024.0);
     }
-    int rc = save_json(r, path, err);
+    int rc = cl_json_save(r, path, err);
     cJSON_Delete(r);
     return rc;
 }
@@ -253,53 +210,6 @@ static int export_cb(void *user, const char *name, int ndim, const int64_t *shap
     return cl_st_writer_add_f32((cl_st_writer *)user, name, ndim, shape, data, err);
 }
 
-static int write_adapter_config(const cl_tctx *c, const char *path, cl_error *err) {
-    const cl_adapter_opts *a = &c->o.ad;
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "peft_type", a->method == CL_METHOD_ADALORA ? "ADALORA" : "LORA");
-    cJSON_AddStringToObject(j, "task_type", "SEQ_CLS");
-    cJSON_AddStringToObject(j, "base_model_name_or_path", c->o.model_dir);
-    cJSON_AddNumberToObject(j, "r", a->r);
-    cJSON_AddNumberToObject(j, "lora_alpha", a->alpha);
-    cJSON_AddNumberToObject(j, "lora_dropout", a->dropout);
-    cJSON_AddBoolToObject(j, "use_rslora", a->rslora);
-    cJSON_AddStringToObject(j, "bias", "none");
-    cJSON_AddBoolToObject(j, "inference_mode", 1);
-    cJSON_AddBoolToObject(j, "fan_in_fan_out", 0);
-    cJSON *tm = cJSON_AddArrayToObject(j, "target_modules");
-    const char *s = a->target_modules && *a->target_modules ? a->target_modules : "query,value";
-    while (*s) {
-        const char *e = strchr(s, ',');
-        size_t n = e ? (size_t)(e - s) : strlen(s);
-        char tmp[128];
-        snprintf(tmp, sizeof tmp, "%.*s", (int)(n < 127 ? n : 127), s);
-        if (*tmp) cJSON_AddItemToArray(tm, cJSON_CreateString(tmp));
-        s += n + (e ? 1 : 0);
-    }
-    cJSON *ms = cJSON_AddArrayToObject(j, "modules_to_save");
-    cJSON_AddItemToArray(ms, cJSON_CreateString("classifier"));
-    cJSON_AddItemToArray(ms, cJSON_CreateString("score"));
-    if (a->method == CL_METHOD_ADALORA) {
-        cJSON_AddNumberToObject(j, "init_r", a->r);
-        cJSON_AddNumberToObject(j, "target_r", a->ada_target_r);
-        cJSON_AddNumberToObject(j, "tinit", a->ada_tinit);
-        cJSON_AddNumberToObject(j, "tfinal", a->ada_tfinal);
-        cJSON_AddNumberToObject(j, "deltaT", a->ada_deltaT);
-        cJSON_AddNumberToObject(j, "beta1", a->ada_beta1);
-        cJSON_AddNumberToObject(j, "beta2", a->ada_beta2);
-        cJSON_AddNumberToObject(j, "orth_reg_weight", a->ada_orth);
-    }
-    cJSON *cj = cJSON_AddObjectToObject(j, "condlora");
-    cJSON_AddStringToObject(cj, "method", cl_method_names[a->method]);
-    cJSON_AddItemToObject(cj, "options", adapter_json(a));
-    cJSON_AddStringToObject(cj, "note", a->method == CL_METHOD_CONDLORA
-                                            ? "CondLoRA exported as plain per-layer LoRA (A_l, B_l materialised)"
-                                            : "");
-    int rc = save_json(j, path, err);
-    cJSON_Delete(j);
-    return rc;
-}
-
 int cl_run_save_checkpoint(cl_tctx *c, const char *dir, int64_t step, const cl_metric_set *dev, cl_error *err) {
     int rc = cl_mkdir_p(dir, err);
     if (rc) return rc;
@@ -338,7 +248,7 @@ int cl_run_save_checkpoint(cl_tctx *c, const char *dir, int64_t step, const cl_m
     cl_st_writer_free(w);
     if (rc) return rc;
     snprintf(path, sizeof path, "%s/adapter_config.json", dir);
-    return write_adapter_config(c, path, err);
+    return cl_peft_write_config(path, c->ad, c->o.model_dir, err);
 }
 
 int cl_run_load_state(cl_tctx *c, const char *dir, cl_error *err) {
@@ -593,7 +503,7 @@ static int write_trainer_state(const cl_tctx *c, const char *path, const cl_trai
     cJSON_AddNumberToObject(lg, "train_s", pos->train_s);
     cJSON_AddNumberToObject(lg, "elapsed_s", pos->elapsed_s);
     cJSON_AddNumberToObject(lg, "metrics_jsonl_bytes", (double)pos->metrics_offset);
-    int rc = save_json(j, path, err);
+    int rc = cl_json_save(j, path, err);
     cJSON_Delete(j);
     return rc;
 }

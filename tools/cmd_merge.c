@@ -1,0 +1,300 @@
+/* condlora merge: fold a PEFT / condlora adapter into its base model (W += delta) and write a complete Hugging Face
+ * model directory (config.json, model.safetensors with transformers' *ForSequenceClassification names, tokenizer
+ * files) that AutoModelForSequenceClassification.from_pretrained loads without PEFT. */
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "adapters/peft_io.h"
+#include "commands.h"
+#include "core/jsonio.h"
+#include "core/util.h"
+#include "data/glue.h"
+#include "io/safetensors.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: condlora merge --model BASE_DIR --adapter DIR --out OUT_DIR [--task NAME] [--tokenizer DIR]\n"
+            "Loads the base model and the adapter (a PEFT LoRA / AdaLoRA directory or a condlora run directory, which\n"
+            "means RUN/best), merges W += delta into every adapted weight and writes OUT_DIR as a Hugging Face model:\n"
+            "config.json (the base config with architectures *ForSequenceClassification, id2label / label2id for the\n"
+            "head's labels, problem_type regression for one label), model.safetensors (transformers' names, the\n"
+            "adapter's classification head, the base dtype for F32 / F16 / BF16 bases) and the tokenizer files.\n"
+            "  --task NAME       name the labels after the GLUE task's classes (e.g. entailment, not_entailment)\n"
+            "  --tokenizer DIR   copy the tokenizer files from DIR (default: BASE_DIR)\n");
+}
+
+/* IEEE half / bfloat16 from float, round to nearest even (NaN kept quiet, overflow to infinity) */
+static uint16_t f32_to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+static uint16_t f32_to_f16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    uint32_t sign = (u >> 16) & 0x8000u, a = u & 0x7fffffffu;
+    if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00u);           /* NaN */
+    if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);          /* rounds to >= 65520: infinity */
+    if (a < 0x38800000u) {                                            /* subnormal half (or zero) */
+        float v;
+        memcpy(&v, &a, 4);
+        return (uint16_t)(sign | (uint16_t)lrintf(v * 16777216.0f)); /* v / 2^-24, nearest even */
+    }
+    uint32_t m = a + 0xfffu + ((a >> 13) & 1u) - 0x38000000u;          /* rebias 127 -> 15, round */
+    return (uint16_t)(sign | (m >> 13));
+}
+
+typedef struct {
+    cl_st_writer *w;
+    cl_dtype dt;
+    uint16_t *buf;
+    size_t cap;
+} writer;
+
+static int put(writer *wr, const char *name, const float *data, int64_t d0, int64_t d1, cl_error *err) {
+    int64_t sh[2] = {d0, d1};
+    int nd = d1 ? 2 : 1;
+    if (wr->dt == CL_DT_F32) return cl_st_writer_add_f32(wr->w, name, nd, sh, data, err);
+    size_t n = (size_t)d0 * (size_t)(d1 ? d1 : 1);
+    if (n > wr->cap) {
+        uint16_t *b = realloc(wr->buf, n * sizeof *b);
+        if (!b) return cl_errf(err, CL_ENOMEM, "%s: out of memory", name);
+        wr->buf = b, wr->cap = n;
+    }
+    for (size_t i = 0; i < n; i++) wr->buf[i] = wr->dt == CL_DT_F16 ? f32_to_f16(data[i]) : f32_to_bf16(data[i]);
+    return cl_st_writer_add(wr->w, name, wr->dt, nd, sh, wr->buf, err);
+}
+
+static int write_weights(const cl_model *m, const char *path, cl_dtype dt, cl_error *err) {
+    writer wr = {cl_st_writer_new(), dt, NULL, 0};
+    if (!wr.w) return cl_errf(err, CL_ENOMEM, "%s: out of memory", path);
+    const cl_config *c = &m->cfg;
+    const char *pre = c->arch == CL_ARCH_ROBERTA ? "roberta" : "bert";
+    static const char *lin[CL_MOD_COUNT] = {"attention.self.query", "attention.self.key", "attention.self.value",
+                                            "attention.output.dense", "intermediate.dense", "output.dense"};
+    const int64_t H = c->hidden_size;
+    char n[256];
+    int rc = 0;
+#define PUT(ptr, d0, d1, ...) \
+    do { if (!rc) { snprintf(n, sizeof n, __VA_ARGS__); rc = put(&wr, n, ptr, d0, d1, err); } } while (0)
+    PUT(m->word_emb, c->vocab_size, H, "%s.embeddings.word_embeddings.weight", pre);
+    PUT(m->pos_emb, c->max_position, H, "%s.embeddings.position_embeddings.weight", pre);
+    PUT(m->type_emb, c->type_vocab_size, H, "%s.embeddings.token_type_embeddings.weight", pre);
+    PUT(m->emb_ln_w, H, 0, "%s.embeddings.LayerNorm.weight", pre);
+    PUT(m->emb_ln_b, H, 0, "%s.embeddings.LayerNorm.bias", pre);
+    for (int l = 0; l < c->num_layers; l++) {
+        const cl_layer_weights *Lw = &m->layers[l];
+        for (int k = 0; k < CL_MOD_COUNT; k++) {
+            PUT(Lw->lin[k].w, Lw->lin[k].d_out, Lw->lin[k].d_in, "%s.encoder.layer.%d.%s.weight", pre, l, lin[k]);
+            PUT(Lw->lin[k].b, Lw->lin[k].d_out, 0, "%s.encoder.layer.%d.%s.bias", pre, l, lin[k]);
+        }
+        PUT(Lw->ln1_w, H, 0, "%s.encoder.layer.%d.attention.output.LayerNorm.weight", pre, l);
+        PUT(Lw->ln1_b, H, 0, "%s.encoder.layer.%d.attention.output.LayerNorm.bias", pre, l);
+        PUT(Lw->ln2_w, H, 0, "%s.encoder.layer.%d.output.LayerNorm.weight", pre, l);
+        PUT(Lw->ln2_b, H, 0, "%s.encoder.layer.%d.output.LayerNorm.bias", pre, l);
+    }
+    /* RobertaForSequenceClassification has no pooler */
+    if (c->arch == CL_ARCH_BERT && m->pooler.w) {
+        PUT(m->pooler.w, H, H, "%s.pooler.dense.weight", pre);
+        PUT(m->pooler.b, H, 0, "%s.pooler.dense.bias", pre);
+    }
+    const int64_t L = m->head_out.d_out;
+    if (m->head == CL_HEAD_ROBERTA) {
+        PUT(m->head_dense.w, H, H, "classifier.dense.weight");
+        PUT(m->head_dense.b, H, 0, "classifier.dense.bias");
+        PUT(m->head_out.w, L, H, "classifier.out_proj.weight");
+        PUT(m->head_out.b, L, 0, "classifier.out_proj.bias");
+    } else {
+        PUT(m->head_out.w, L, H, "classifier.weight");
+        PUT(m->head_out.b, L, 0, "classifier.bias");
+    }
+#undef PUT
+    if (!rc) rc = cl_st_writer_meta(wr.w, "format", "pt", err);
+    if (!rc) rc = cl_st_writer_save(wr.w, path, err);
+    cl_st_writer_free(wr.w);
+    free(wr.buf);
+    return rc;
+}
+
+static int write_config(const char *base_dir, const char *path, const cl_model *m, const cl_glue_task *task,
+                        const char *dtype, cl_error *err) {
+    char src[4200];
+    snprintf(src, sizeof src, "%s/config.json", base_dir);
+    char *txt = NULL;
+    size_t len = 0;
+    int rc = cl_read_file(src, &txt, &len, err);
+    if (rc) return rc;
+    cJSON *j = cJSON_ParseWithLength(txt, len);
+    free(txt);
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return cl_errf(err, CL_EFORMAT, "%s: not a JSON object", src);
+    }
+    const int L = m->head_out.d_out;
+    const char *arch = m->cfg.arch == CL_ARCH_ROBERTA ? "RobertaForSequenceClassification"
+                                                      : "BertForSequenceClassification";
+    static const char *drop[] = {"architectures", "id2label", "label2id", "num_labels", "problem_type", "torch_dtype",
+                                 "_name_or_path"};
+    for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++) cJSON_DeleteItemFromObjectCaseSensitive(j, drop[i]);
+    cJSON *a = cJSON_AddArrayToObject(j, "architectures");
+    cJSON_AddItemToArray(a, cJSON_CreateString(arch));
+    /* label names: the GLUE task's, the base config's when it names as many, else transformers' LABEL_i */
+    cJSON *i2l = cJSON_AddObjectToObject(j, "id2label"), *l2i = cJSON_AddObjectToObject(j, "label2id");
+    for (int k = 0; k < L; k++) {
+        char key[32], def[32];
+        snprintf(key, sizeof key, "%d", k);
+        snprintf(def, sizeof def, "LABEL_%d", k);
+        const char *name = def;
+        if (task && L > 1 && task->label_names[k]) name = task->label_names[k];
+        else if (!task && m->cfg.id2label && m->cfg.num_labels == L && m->cfg.id2label[k] && *m->cfg.id2label[k])
+            name = m->cfg.id2label[k];
+        cJSON_AddStringToObject(i2l, key, name);
+        if (!cJSON_GetObjectItemCaseSensitive(l2i, name)) cJSON_AddNumberToObject(l2i, name, k);
+    }
+    cJSON_AddStringToObject(j, "problem_type", L == 1 ? "regression" : "single_label_classification");
+    cJSON_AddStringToObject(j, "torch_dtype", dtype);
+    rc = cl_json_save(j, path, err);
+    cJSON_Delete(j);
+    return rc;
+}
+
+static int copy_tokenizer(const char *from, const char *to, int *copied, cl_error *err) {
+    static const char *files[] = {"vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                                  "vocab.json", "merges.txt", "added_tokens.json"};
+    *copied = 0;
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char s[4200], d[4200];
+        snprintf(s, sizeof s, "%s/%s", from, files[i]);
+        snprintf(d, sizeof d, "%s/%s", to, files[i]);
+        struct stat st;
+        if (stat(s, &st) != 0 || !S_ISREG(st.st_mode)) continue;
+        char *buf = NULL;
+        size_t len = 0;
+        int rc = cl_read_file(s, &buf, &len, err);
+        if (!rc) rc = cl_atomic_write(d, buf, len, err);
+        free(buf);
+        if (rc) return rc;
+        (*copied)++;
+    }
+    return 0;
+}
+
+static int same_dir(const char *a, const char *b) {
+    char ra[PATH_MAX], rb[PATH_MAX];
+    return realpath(a, ra) && realpath(b, rb) && !strcmp(ra, rb);
+}
+
+int cmd_merge(int argc, char **argv) {
+    const char *model_dir = NULL, *adapter = NULL, *out = NULL, *task_name = NULL, *tokdir = NULL;
+    static const struct option lo[] = {{"model", 1, 0, 'm'}, {"adapter", 1, 0, 'a'},   {"out", 1, 0, 'o'},
+                                       {"task", 1, 0, 'T'},  {"tokenizer", 1, 0, 'k'}, {"help", 0, 0, 'h'},
+                                       {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        switch (c) {
+        case 'm': model_dir = optarg; break;
+        case 'a': adapter = optarg; break;
+        case 'o': out = optarg; break;
+        case 'T': task_name = optarg; break;
+        case 'k': tokdir = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!model_dir || !adapter || !out || optind < argc) {
+        if (optind < argc) fprintf(stderr, "condlora merge: unexpected argument '%s'\n", argv[optind]);
+        else fprintf(stderr, "condlora merge: --model, --adapter and --out are required\n");
+        usage(stderr);
+        return 2;
+    }
+    cl_error err = {0};
+    const cl_glue_task *task = NULL;
+    if (task_name && cl_glue_task_lookup(task_name, &task, &err)) {
+        fprintf(stderr, "condlora merge: option --task: %s\n", err.msg);
+        return 2;
+    }
+    char adir[4096];
+    if (cl_peft_resolve_dir(adapter, adir, sizeof adir, &err)) {
+        fprintf(stderr, "condlora merge: %s\n", err.msg);
+        return 1;
+    }
+    if (same_dir(out, model_dir) || same_dir(out, adir)) {
+        fprintf(stderr, "condlora merge: --out %s is the base model or the adapter directory; choose a new one\n", out);
+        return 2;
+    }
+    int labels = 0;
+    if (cl_peft_num_labels(adir, &labels, &err)) {
+        fprintf(stderr, "condlora merge: %s\n", err.msg);
+        return 1;
+    }
+    cl_model m;
+    cl_load_opts mo = {.num_labels = labels};
+    if (cl_model_load(&m, model_dir, &mo, &err)) {
+        fprintf(stderr, "condlora merge: %s\n", err.msg);
+        return 1;
+    }
+    int rc = 1;
+    cl_peft *pf = NULL;
+    if (cl_peft_load(&pf, adir, &m, &err)) {
+        fprintf(stderr, "condlora merge: %s\n", err.msg);
+        goto done;
+    }
+    if (m.head == CL_HEAD_NONE || (!m.head_from_file && !pf->has_head)) {
+        fprintf(stderr, "condlora merge: neither %s nor the adapter %s holds a classification head\n", model_dir, adir);
+        goto done;
+    }
+    if (task && m.head_out.d_out != task->num_labels) {
+        fprintf(stderr, "condlora merge: the head has %d labels but GLUE %s has %d\n", m.head_out.d_out, task->name,
+                task->num_labels);
+        goto done;
+    }
+    if (cl_adapter_merge(pf->ad, &err)) {
+        fprintf(stderr, "condlora merge: %s: %s\n", adir, err.msg);
+        goto done;
+    }
+    /* the base dtype when it is one of the float types transformers loads */
+    const cl_load_report *rep = cl_model_load_report(&m);
+    cl_dtype dt = CL_DT_F32;
+    const char *dtname = "float32";
+    if (rep && !strcmp(rep->dtype, "F16")) dt = CL_DT_F16, dtname = "float16";
+    else if (rep && !strcmp(rep->dtype, "BF16")) dt = CL_DT_BF16, dtname = "bfloat16";
+    char path[4200];
+    int ntok = 0;
+    if (cl_mkdir_p(out, &err)) {
+        fprintf(stderr, "condlora merge: %s\n", err.msg);
+        goto done;
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors", out);
+    if (write_weights(&m, path, dt, &err)) {
+        fprintf(stderr, "condlora merge: %s\n", err.msg);
+        goto done;
+    }
+    snprintf(path, sizeof path, "%s/config.json", out);
+    if (write_config(model_dir, path, &m, task, dtname, &err)) {
+        fprintf(stderr, "condlora merge: %s\n", err.msg);
+        goto done;
+    }
+    if (copy_tokenizer(tokdir ? tokdir : model_dir, out, &ntok, &err)) {
+        fprintf(stderr, "condlora merge: %s\n", err.msg);
+        goto done;
+    }
+    printf("merged %d adapted module%s of %s (%s) into %s: %s/config.json, model.safetensors (%s, %d labels), "
+           "%d tokenizer file%s\n",
+           pf->n_modules, pf->n_modules == 1 ? "" : "s", adir, pf->peft_type, model_dir, out, dtname,
+           m.head_out.d_out, ntok, ntok == 1 ? "" : "s");
+    if (!ntok) fprintf(stderr, "condlora merge: warning: no tokenizer files in %s\n", tokdir ? tokdir : model_dir);
+    rc = 0;
+done:
+    cl_peft_free(pf);
+    cl_model_free(&m);
+    return rc;
+}
