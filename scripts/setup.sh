@@ -22,7 +22,7 @@ if [ "${1:-}" = "--fuzz" ] || [ "${1:-}" = "--all" ]; then
 fi
 if [ "${1:-}" = "--python" ] || [ "${1:-}" = "--all" ]; then
     for m in torch:python3-torch numpy:python3-numpy scipy:python3-scipy yaml:python3-yaml requests:python3-requests \
-             psutil:python3-psutil; do
+             psutil:python3-psutil sklearn:python3-sklearn; do
         /usr/bin/python3 -c "import ${m%%:*}" 2>/dev/null || pkgs_needed+=("${m#*:}")
     done
     /usr/bin/python3 -m pip --version >/dev/null 2>&1 || pkgs_needed+=(python3-pip)
