@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-"""PyTorch baseline for `condlora bench`: a roberta-base-shaped RobertaForSequenceClassification with random weights,
-batch B x sequence T, either a training step with only the classification head trainable (requires_grad False
-elsewhere, dropout 0.1 active: forward + loss + backward) or inference under torch.no_grad(). Warm-up, then the
-median of N steps. Prints one JSON line with the same keys as `condlora bench`.
+"""PyTorch baseline for `condlora bench`: a roberta-base-shaped RobertaForSequenceClassification with random weights
+(or the architecture of --config CONFIG.json, e.g. all-MiniLM-L6-v2's BERT), batch B x sequence T, either a
+training step with only the classification head trainable (requires_grad False elsewhere, dropout 0.1 active:
+forward + loss + backward) -- with --method lora also PEFT LoRA r = alpha = 8 on query, value, as issue 9 measures
+-- or inference under torch.no_grad(). Warm-up, then the median of N steps. Prints one JSON line with the same keys
+as `condlora bench`.
 
 usage: /usr/bin/python3 bench/torch_encoder.py --mode train|infer --threads K [--batch 16 --seq 128 --steps 5]
+                                               [--method none|lora] [--config roberta-base|CONFIG.json]
 """
 import argparse
 import json
@@ -14,7 +17,7 @@ import statistics
 import time
 
 import torch
-from transformers import RobertaConfig, RobertaForSequenceClassification
+from transformers import AutoConfig, AutoModelForSequenceClassification, RobertaConfig, RobertaForSequenceClassification
 
 
 def main():
@@ -25,15 +28,26 @@ def main():
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--method", choices=["none", "lora"], default="none")
+    ap.add_argument("--config", default="roberta-base")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    cfg = RobertaConfig(vocab_size=50265, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                        intermediate_size=3072, max_position_embeddings=514, type_vocab_size=1, pad_token_id=1,
-                        layer_norm_eps=1e-5, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1, num_labels=2)
-    model = RobertaForSequenceClassification(cfg)
+    if a.config == "roberta-base":
+        cfg = RobertaConfig(vocab_size=50265, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                            intermediate_size=3072, max_position_embeddings=514, type_vocab_size=1, pad_token_id=1,
+                            layer_norm_eps=1e-5, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
+                            num_labels=2)
+        model = RobertaForSequenceClassification(cfg)
+    else:
+        cfg = AutoConfig.from_pretrained(a.config, num_labels=2)
+        model = AutoModelForSequenceClassification.from_config(cfg)
     for n, p in model.named_parameters():
         p.requires_grad_(n.startswith("classifier"))
+    if a.method == "lora":
+        from peft import LoraConfig, get_peft_model
+        model = get_peft_model(model, LoraConfig(r=8, lora_alpha=8, lora_dropout=0.0, target_modules=["query", "value"],
+                                                 task_type="SEQ_CLS"))
     ids = torch.randint(3, cfg.vocab_size, (a.batch, a.seq))
     mask = torch.ones_like(ids)
     labels = torch.randint(0, 2, (a.batch,))
@@ -51,7 +65,7 @@ def main():
                 model(input_ids=ids, attention_mask=mask)
         times.append(time.perf_counter() - t0)
     med = statistics.median(times[a.warmup:])
-    print(json.dumps({"bench": "torch_encoder", "mode": a.mode, "batch": a.batch, "seq": a.seq, "threads": a.threads,
+    print(json.dumps({"bench": "torch_encoder", "mode": a.mode, "method": a.method, "config": a.config, "batch": a.batch, "seq": a.seq, "threads": a.threads,
                       "steps": a.steps, "tokens_per_s": round(a.batch * a.seq / med, 2),
                       "step_s_median": round(med, 5), "step_s_min": round(min(times[a.warmup:]), 5),
                       "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
