@@ -89,10 +89,10 @@ def main():
     means = {}
     for (task, method) in sorted(groups, key=lambda k: (order.index(k[0]) if k[0] in order else 99, k[1])):
         rs = groups[(task, method)]
-        names = TASKS.get(task, (None, None, list(rs[0]["result"]["test"]["metrics"])))[2]
+        names = TASKS.get(task, (None, None, list(rs[0]["result"]["test"])))[2]
         cells, base = [], baseline(a.data, task) or {}
         for n in names:
-            xs = [r["result"]["test"]["metrics"][n] for r in rs if r["result"]["test"]["metrics"].get(n) is not None]
+            xs = [r["result"]["test"][n] for r in rs if r["result"]["test"].get(n) is not None]
             cells.append(f"{n} {fmt(xs)}")
             if xs:
                 means[(task, method, n)] = statistics.mean(xs)

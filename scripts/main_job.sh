@@ -37,8 +37,9 @@ if [ ! -d "$DATA" ] || { [ ! -f "$DATA/$TASK/train.tsv" ] && [ ! -f "$DATA/train
     cat >&2 <<EOF
 main_job.sh: no GLUE data for $TASK under $DATA.
   The GLUE TSV files are expected as DIR/TASK/{train,dev,test}.tsv (e.g. ../shared/data/glue/SST-2/train.tsv).
-  Get them with the usual GLUE download script (e.g. https://gist.github.com/W4ngatang/60c2bdb54d156a41194446737ce03e2e:
-  python download_glue_data.py --data_dir glue --tasks all), then run: scripts/main_job.sh --data glue
+  Download them from GLUE's official locations (needs the internet) with
+    scripts/download_glue.py glue
+  then run: scripts/main_job.sh --data glue
 EOF
     exit 1
 fi
