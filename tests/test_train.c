@@ -13,6 +13,7 @@
 #include "io/safetensors.h"
 #include "model/model.h"
 #include "test.h"
+#include "tiny_run.h"
 #include "train/trainer.h"
 
 static char ROOT[256], MODEL[300], GLUE[300];
@@ -22,11 +23,6 @@ static const char CONFIG[] =
     "\"num_attention_heads\":2,\"intermediate_size\":64,\"max_position_embeddings\":64,\"type_vocab_size\":2,"
     "\"pad_token_id\":0,\"layer_norm_eps\":1e-12,\"hidden_act\":\"gelu\",\"hidden_dropout_prob\":0.1,"
     "\"attention_probs_dropout_prob\":0.1}";
-
-static void write_text(const char *path, const char *s) {
-    FILE *f = fopen(path, "w");
-    if (f) fputs(s, f), fclose(f);
-}
 
 static int read_all(const char *path, char **out, size_t *n) {
     cl_error e = {0};
@@ -39,12 +35,6 @@ static int files_equal(const char *a, const char *b) {
     int eq = !read_all(a, &x, &nx) && !read_all(b, &y, &ny) && nx == ny && memcmp(x, y, nx) == 0;
     free(x), free(y);
     return eq;
-}
-
-static void add(cl_st_writer *w, const char *name, const float *p, int64_t d0, int64_t d1) {
-    int64_t sh[2] = {d0, d1};
-    cl_error e = {0};
-    cl_st_writer_add_f32(w, name, d1 ? 2 : 1, sh, p, &e);
 }
 
 /* A model directory: config.json + model.safetensors (random encoder + pooler, no classifier) + tokenizer.json */
@@ -64,76 +54,10 @@ static int make_model(void) {
             for (size_t i = 0; i < (size_t)li->d_out * (size_t)li->d_in; i++) li->w[i] *= 10.0f;
         }
     for (int i = 0; i < H * H; i++) m.pooler.w[i] *= 10.0f;
-    cl_st_writer *w = cl_st_writer_new();
-    add(w, "embeddings.word_embeddings.weight", m.word_emb, 378, H);
-    add(w, "embeddings.position_embeddings.weight", m.pos_emb, 64, H);
-    add(w, "embeddings.token_type_embeddings.weight", m.type_emb, 2, H);
-    add(w, "embeddings.LayerNorm.weight", m.emb_ln_w, H, 0);
-    add(w, "embeddings.LayerNorm.bias", m.emb_ln_b, H, 0);
-    static const char *lin[CL_MOD_COUNT] = {"attention.self.query", "attention.self.key", "attention.self.value",
-                                            "attention.output.dense", "intermediate.dense", "output.dense"};
-    char n[256];
-    for (int l = 0; l < 2; l++) {
-        cl_layer_weights *L = &m.layers[l];
-        for (int k = 0; k < CL_MOD_COUNT; k++) {
-            snprintf(n, sizeof n, "encoder.layer.%d.%s.weight", l, lin[k]);
-            add(w, n, L->lin[k].w, L->lin[k].d_out, L->lin[k].d_in);
-            snprintf(n, sizeof n, "encoder.layer.%d.%s.bias", l, lin[k]);
-            add(w, n, L->lin[k].b, L->lin[k].d_out, 0);
-        }
-        snprintf(n, sizeof n, "encoder.layer.%d.attention.output.LayerNorm.weight", l);
-        add(w, n, L->ln1_w, H, 0);
-        snprintf(n, sizeof n, "encoder.layer.%d.attention.output.LayerNorm.bias", l);
-        add(w, n, L->ln1_b, H, 0);
-        snprintf(n, sizeof n, "encoder.layer.%d.output.LayerNorm.weight", l);
-        add(w, n, L->ln2_w, H, 0);
-        snprintf(n, sizeof n, "encoder.layer.%d.output.LayerNorm.bias", l);
-        add(w, n, L->ln2_b, H, 0);
-    }
-    add(w, "pooler.dense.weight", m.pooler.w, H, H);
-    add(w, "pooler.dense.bias", m.pooler.b, H, 0);
-    cl_mkdir_p(MODEL, &e);
-    char p[400];
-    snprintf(p, sizeof p, "%s/model.safetensors", MODEL);
-    int rc = cl_st_writer_save(w, p, &e);
-    cl_st_writer_free(w);
+    int rc = tr_write_model_dir(MODEL, &m, CONFIG);
     cl_model_free(&m);
-    snprintf(p, sizeof p, "%s/config.json", MODEL);
-    write_text(p, CONFIG);
-    char *tok = NULL;
-    size_t tn = 0;
-    if (read_all("tests/data/tokenizer/tiny_wordpiece/tokenizer.json", &tok, &tn)) return -1;
-    snprintf(p, sizeof p, "%s/tokenizer.json", MODEL);
-    cl_atomic_write(p, tok, tn, &e);
-    free(tok);
+    (void)e;
     return rc;
-}
-
-/* SST-2-format toy task: label 1 for sentences made mostly of "good", 0 for "bad". */
-static void write_sst2(const char *dir, int ntrain, int ndev, uint64_t seed) {
-    static const char *words[] = {"the", "a", "movie", "film", "was", "is", "very", "plot", "actor", "fun",
-                                  "slow", "long", "story", "ok", "and"};
-    cl_error e = {0};
-    cl_mkdir_p(dir, &e);
-    cl_rng r;
-    cl_rng_seed(&r, seed);
-    for (int s = 0; s < 2; s++) {
-        char p[400];
-        snprintf(p, sizeof p, "%s/%s", dir, s ? "dev.tsv" : "train.tsv");
-        FILE *f = fopen(p, "w");
-        fprintf(f, "sentence\tlabel\n");
-        int n = s ? ndev : ntrain;
-        for (int i = 0; i < n; i++) {
-            int lab = (int)cl_rng_below(&r, 2);
-            int len = 3 + (int)cl_rng_below(&r, 6);
-            for (int k = 0; k < len; k++) { /* mostly the label's word, some filler */
-                int key = cl_rng_below(&r, 10) < 7;
-                fprintf(f, "%s%s", k ? " " : "", key ? (lab ? "good" : "bad") : words[cl_rng_below(&r, 15)]);
-            }
-            fprintf(f, "\t%d\n", lab);
-        }
-        fclose(f);
-    }
 }
 
 static cl_train_opts base_opts(const char *out) {
@@ -370,7 +294,7 @@ TEST(bad_input_fails_before_training) {
     snprintf(d, sizeof d, "%s/model_notok", ROOT);
     cl_mkdir_p(d, &e);
     snprintf(p, sizeof p, "%s/config.json", d);
-    write_text(p, CONFIG);
+    tr_write_text(p, CONFIG);
     o.model_dir = d;
     expect_fail(o, "no tokenizer", d, NULL);
     o.model_dir = MODEL;
@@ -378,31 +302,31 @@ TEST(bad_input_fails_before_training) {
     snprintf(d, sizeof d, "%s/notglue", ROOT);
     cl_mkdir_p(d, &e);
     snprintf(p, sizeof p, "%s/train.tsv", d);
-    write_text(p, "foo\tbar\n1\t2\n");
+    tr_write_text(p, "foo\tbar\n1\t2\n");
     snprintf(p, sizeof p, "%s/dev.tsv", d);
-    write_text(p, "foo\tbar\n1\t2\n");
+    tr_write_text(p, "foo\tbar\n1\t2\n");
     o.data_dir = d;
     expect_fail(o, "not a GLUE task", d, NULL);
     /* empty train file */
     snprintf(d, sizeof d, "%s/bad_empty/SST-2", ROOT);
-    write_sst2(d, 8, 8, 3);
+    tr_write_sst2(d, 8, 8, 3);
     snprintf(p, sizeof p, "%s/train.tsv", d);
-    write_text(p, "");
+    tr_write_text(p, "");
     snprintf(d, sizeof d, "%s/bad_empty", ROOT);
     o.data_dir = d;
     expect_fail(o, "empty file", "train.tsv", NULL);
     /* a row with too few columns, line 3 */
     snprintf(d, sizeof d, "%s/bad_cols/SST-2", ROOT);
-    write_sst2(d, 8, 8, 3);
+    tr_write_sst2(d, 8, 8, 3);
     snprintf(p, sizeof p, "%s/train.tsv", d);
-    write_text(p, "sentence\tlabel\na good one\t1\nno label here\n");
+    tr_write_text(p, "sentence\tlabel\na good one\t1\nno label here\n");
     o.data_dir = d;
     expect_fail(o, "too few columns", "train.tsv:3", NULL);
     /* an unknown label, line 2 of dev */
     snprintf(d, sizeof d, "%s/bad_label/SST-2", ROOT);
-    write_sst2(d, 8, 8, 3);
+    tr_write_sst2(d, 8, 8, 3);
     snprintf(p, sizeof p, "%s/dev.tsv", d);
-    write_text(p, "sentence\tlabel\nthe movie\tmaybe\n");
+    tr_write_text(p, "sentence\tlabel\nthe movie\tmaybe\n");
     o.data_dir = d;
     expect_fail(o, "unknown label", "dev.tsv:2", NULL);
     /* a NaN score in STS-B */
@@ -412,10 +336,10 @@ TEST(bad_input_fails_before_training) {
     char rows[1024];
     snprintf(rows, sizeof rows, "%s0\tg\tf\t2012\t0\ts\ts\ta man\ta dog\t2.5\n1\tg\tf\t2012\t1\ts\ts\tx\ty\tnan\n", hdr);
     snprintf(p, sizeof p, "%s/train.tsv", d);
-    write_text(p, rows);
+    tr_write_text(p, rows);
     snprintf(rows, sizeof rows, "%s0\tg\tf\t2012\t0\ts\ts\ta man\ta dog\t2.5\n", hdr);
     snprintf(p, sizeof p, "%s/dev.tsv", d);
-    write_text(p, rows);
+    tr_write_text(p, rows);
     snprintf(d, sizeof d, "%s/bad_nan", ROOT);
     o.data_dir = d;
     o.task = "STS-B";
@@ -654,7 +578,7 @@ int main(void) {
     snprintf(GLUE, sizeof GLUE, "%s/glue", ROOT);
     char d[400];
     snprintf(d, sizeof d, "%s/SST-2", GLUE);
-    write_sst2(d, 160, 40, 11);
+    tr_write_sst2(d, 160, 40, 11);
     if (make_model()) {
         CHECK(0, "could not write the test model");
         return tst_summary(__FILE__);

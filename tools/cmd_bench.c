@@ -7,10 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include "adapters/adapter.h"
 #include "commands.h"
 #include "core/util.h"
 #include "model/encoder.h"
+#include "model/gemm_bf16.h"
 
 static const char ROBERTA_BASE[] =
     "{\"model_type\":\"roberta\",\"vocab_size\":50265,\"hidden_size\":768,\"num_hidden_layers\":12,"
@@ -27,14 +29,24 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: condlora bench [--config roberta-base|bert-base|CONFIG.json] [--mode train|infer]\n"
             "                      [--method none|lora|condlora] [--batch B] [--seq T] [--steps N] [--warmup N]\n"
-            "                      [--threads K] [--labels L] [--rank R] [--seed S]\n"
+            "                      [--threads K] [--labels L] [--rank R] [--seed S] [--precision fp32|bf16]\n"
             "Times N steps (after the warm-up) of a model with random weights of that shape and prints one JSON line:\n"
-            "tokens_per_s (B*T / median step), step_s_median, step_s_min, peak_rss_mib, ...\n"
+            "tokens_per_s (B*T / median step), step_s_median, step_s_min, user_s_per_step / sys_s_per_step (user /\n"
+            "system CPU time of the timed steps / N), peak_rss_mib, ...\n"
             "  train: a training forward (dropout on) with labels and the backward (the head trainable, the encoder\n"
             "         frozen; with --method, the adapter on query,value of every layer too, plus an AdamW step).\n"
             "  infer: an inference forward.\n"
+            "  --precision bf16: the encoder's frozen linear layers in bf16 with fp32 accumulation (AVX512_BF16).\n"
             "Defaults: roberta-base, train, none, batch 16, seq 128, 5 steps, 1 warm-up, threads = OMP_NUM_THREADS\n"
-            "or all cores, 2 labels, rank 8.\n");
+            "or all cores, 2 labels, rank 8, fp32.\n");
+}
+
+/* user (sys = 0) or system (sys = 1) CPU seconds of this process so far */
+static double cpu_s(int sys) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    const struct timeval *t = sys ? &ru.ru_stime : &ru.ru_utime;
+    return (double)t->tv_sec + t->tv_usec * 1e-6;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -43,19 +55,19 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 int cmd_bench(int argc, char **argv) {
-    const char *config = "roberta-base", *mode = "train", *method = "none";
+    const char *config = "roberta-base", *mode = "train", *method = "none", *precision = "fp32";
     int B = 16, T = 128, steps = 5, warmup = 1, threads = 0, labels = 2, rank = 8;
     unsigned long long seed = 1;
     static const struct option lo[] = {{"config", 1, 0, 'c'}, {"mode", 1, 0, 'm'},   {"method", 1, 0, 'M'},
                                        {"batch", 1, 0, 'b'},  {"seq", 1, 0, 's'},    {"steps", 1, 0, 'n'},
                                        {"warmup", 1, 0, 'w'}, {"threads", 1, 0, 't'}, {"labels", 1, 0, 'l'},
                                        {"rank", 1, 0, 'r'},   {"seed", 1, 0, 'S'},   {"help", 0, 0, 'h'},
-                                       {0, 0, 0, 0}};
+                                       {"precision", 1, 0, 'P'}, {0, 0, 0, 0}};
     int c, li = -1;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", lo, &li)) != -1) {
         long v = 0;
-        if (c != 'c' && c != 'm' && c != 'M' && c != 'h' && c != '?') {
+        if (c != 'c' && c != 'm' && c != 'M' && c != 'P' && c != 'h' && c != '?') {
             char *end = NULL;
             v = strtol(optarg, &end, 10);
             if (!*optarg || *end || v < (c == 'w' || c == 't' || c == 'S' ? 0 : 1) || v > 1000000) {
@@ -69,6 +81,7 @@ int cmd_bench(int argc, char **argv) {
         case 'c': config = optarg; break;
         case 'm': mode = optarg; break;
         case 'M': method = optarg; break;
+        case 'P': precision = optarg; break;
         case 'b': B = (int)v; break;
         case 's': T = (int)v; break;
         case 'n': steps = (int)v; break;
@@ -92,6 +105,11 @@ int cmd_bench(int argc, char **argv) {
     }
     int use_adapter = strcmp(method, "none") != 0;
     cl_error err = {0};
+    int bf16 = 0;
+    if (cl_precision_parse(precision, &bf16, &err)) {
+        fprintf(stderr, "condlora bench: %s\n", err.msg);
+        return 2;
+    }
     cl_method meth = CL_METHOD_LORA;
     if (use_adapter && cl_method_parse(method, &meth, &err)) {
         fprintf(stderr, "condlora bench: %s (or none)\n", err.msg);
@@ -140,6 +158,19 @@ int cmd_bench(int argc, char **argv) {
         cl_adapter_init(ad, seed);
         hook = cl_adapter_hook(ad);
     }
+    if (bf16) {
+        /* after the adapter exists (it checks the W it adapts); W^T only when training goes through the layers */
+        cl_bf16_opts bo = {.backward = train && use_adapter,
+                           .keep = ad && cl_adapter_method(ad) == CL_METHOD_CONDLORA ? cl_bf16_keep_adapted : NULL,
+                           .keep_ctx = &hook};
+        if (cl_model_to_bf16(&m, &bo, &err)) {
+            fprintf(stderr, "condlora bench: %s\n", err.msg);
+            cl_adapter_free(ad);
+            cl_params_free(&P);
+            cl_model_free(&m);
+            return 1;
+        }
+    }
     cl_encoder *e = NULL;
     if (cl_encoder_new(&e, &m, B, T, train, &err)) {
         fprintf(stderr, "condlora bench: %s\n", err.msg);
@@ -168,8 +199,9 @@ int cmd_bench(int argc, char **argv) {
     }
     cl_batch bt = {ids, NULL, len, B, T};
     cl_head_grads g = {gdw, gdb, gow, gob};
-    double loss_sum = 0;
+    double loss_sum = 0, user0 = 0, sys0 = 0;
     for (int s = 0; s < steps + warmup; s++) {
+        if (s == warmup) user0 = cpu_s(0), sys0 = cpu_s(1);
         double t0 = cl_now();
         cl_fwd_opts fo = {.train = train, .seed = seed + (uint64_t)s, .hook = ad ? &hook : NULL};
         if (train) {
@@ -194,18 +226,20 @@ int cmd_bench(int argc, char **argv) {
         times[s] = cl_now() - t0;
     }
     int ok = err.code == CL_OK;
+    const double user_step = (cpu_s(0) - user0) / steps, sys_step = (cpu_s(1) - sys0) / steps;
     if (ok) {
         qsort(times + warmup, (size_t)steps, sizeof(double), cmp_double);
         double med = steps % 2 ? times[warmup + steps / 2]
                                : 0.5 * (times[warmup + steps / 2 - 1] + times[warmup + steps / 2]);
         const char *ct = getenv("OPENBLAS_CORETYPE");
         printf("{\"bench\":\"encoder\",\"config\":\"%s\",\"mode\":\"%s\",\"method\":\"%s\",\"batch\":%d,\"seq\":%d,"
-               "\"threads\":%d,\"steps\":%d,\"warmup\":%d,\"tokens_per_s\":%.2f,\"step_s_median\":%.5f,"
-               "\"step_s_min\":%.5f,\"peak_rss_mib\":%.1f,\"workspace_mib\":%.1f,\"params\":%llu,"
-               "\"openblas_coretype\":\"%s\"}\n",
-               config, mode, method, B, T, threads, steps, warmup, (double)B * T / med, med, times[warmup],
-               cl_peak_rss_kib() / 1024.0, cl_encoder_workspace_bytes(e) / 1048576.0,
-               (unsigned long long)m.n_params_total, ct ? ct : "");
+               "\"threads\":%d,\"steps\":%d,\"warmup\":%d,\"precision\":\"%s\",\"tokens_per_s\":%.2f,"
+               "\"step_s_median\":%.5f,\"step_s_min\":%.5f,\"user_s_per_step\":%.5f,\"sys_s_per_step\":%.5f,"
+               "\"peak_rss_mib\":%.1f,"
+               "\"workspace_mib\":%.1f,\"bf16_weights_mib\":%.1f,\"params\":%llu,\"openblas_coretype\":\"%s\"}\n",
+               config, mode, method, B, T, threads, steps, warmup, precision, (double)B * T / med, med, times[warmup],
+               user_step, sys_step, cl_peak_rss_kib() / 1024.0, cl_encoder_workspace_bytes(e) / 1048576.0,
+               cl_model_bf16_bytes(&m) / 1048576.0, (unsigned long long)m.n_params_total, ct ? ct : "");
     } else {
         fprintf(stderr, "condlora bench: %s\n", err.msg);
     }

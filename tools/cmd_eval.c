@@ -4,22 +4,25 @@
 #include <stdlib.h>
 #include <string.h>
 #include "commands.h"
+#include "model/gemm_bf16.h"
 #include "train/trainer.h"
 
 static void usage(FILE *f) {
     fprintf(f, "usage: condlora eval --run RUN_DIR[/best|/final] [--split dev|test|train] [--model DIR] [--data DIR]\n"
-               "                     [--threads K]\n"
+               "                     [--threads K] [--precision fp32|bf16]\n"
                "Reloads the checkpoint (RUN_DIR alone means RUN_DIR/best) with the options in RUN_DIR/run.json and\n"
                "prints the split's metrics as one JSON line (splits as the run's protocol defines them; default dev).\n"
-               "  --model / --data   override the paths recorded in run.json\n");
+               "  --model / --data   override the paths recorded in run.json\n"
+               "  --precision        fp32 or bf16 (AVX512_BF16 CPUs); default: the run's own (run.json)\n");
 }
 
 int cmd_eval(int argc, char **argv) {
     const char *run = NULL, *split = "dev", *model = NULL, *data = NULL;
-    int threads = 0;
+    int threads = 0, bf16 = -1; /* -1: the run's precision */
+    cl_error err = {0};
     static const struct option lo[] = {{"run", 1, 0, 'r'},  {"split", 1, 0, 's'},   {"model", 1, 0, 'm'},
                                        {"data", 1, 0, 'd'}, {"threads", 1, 0, 't'}, {"help", 0, 0, 'h'},
-                                       {0, 0, 0, 0}};
+                                       {"precision", 1, 0, 'P'}, {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -38,6 +41,12 @@ int cmd_eval(int argc, char **argv) {
             threads = (int)v;
             break;
         }
+        case 'P':
+            if (cl_precision_parse(optarg, &bf16, &err)) {
+                fprintf(stderr, "condlora eval: %s\n", err.msg);
+                return 2;
+            }
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -47,10 +56,9 @@ int cmd_eval(int argc, char **argv) {
         else fprintf(stderr, "condlora eval: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
-    cl_error err = {0};
     cl_metric_set m;
     size_t n = 0;
-    if (cl_eval_run(run, split, model, data, threads, &m, &n, &err)) {
+    if (cl_eval_run_precision(run, split, model, data, threads, bf16, &m, &n, &err)) {
         fprintf(stderr, "condlora eval: %s\n", err.msg);
         return 1;
     }

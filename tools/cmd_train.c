@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "commands.h"
+#include "model/gemm_bf16.h"
 #include "train/trainer.h"
 
 static void usage(FILE *f) {
@@ -33,6 +34,8 @@ static void usage(FILE *f) {
             "  --resume RUN_DIR     continue RUN_DIR from its newest complete checkpoint with the options of its\n"
             "                       run.json (only --threads, --quiet, --save-every, --save-limit, --stop-after may\n"
             "                       be given); same thread count = the same losses and bytes as a run never stopped\n"
+            "  --precision fp32|bf16  bf16: the encoder's frozen linear layers in bf16 with fp32 accumulation\n"
+            "                       (AVX512_BF16 CPUs); adapters, head and optimizer stay fp32 (default fp32)\n"
             "  --quiet              no progress lines\n"
             "SIGINT (Ctrl-C) and SIGTERM finish the current step, write a checkpoint and exit with 130 / 143.\n");
 }
@@ -72,7 +75,7 @@ int cmd_train(int argc, char **argv) {
         {"seed", 1, 0, 0},       {"threads", 1, 0, 0},    {"protocol", 1, 0, 0},     {"preset", 1, 0, 0},
         {"mega", 1, 0, 0},       {"log-every", 1, 0, 0},  {"max-train", 1, 0, 0},    {"max-eval", 1, 0, 0},
         {"quiet", 0, 0, 0},      {"help", 0, 0, 'h'},     {"save-every", 1, 0, 0},   {"save-limit", 1, 0, 0},
-        {"stop-after", 1, 0, 0}, {"resume", 1, 0, 0},     {0, 0, 0, 0}};
+        {"stop-after", 1, 0, 0}, {"resume", 1, 0, 0},     {"precision", 1, 0, 0},    {0, 0, 0, 0}};
     const char *not_with_resume = NULL;
     /* first pass: method and task (the preset and the adapter defaults depend on them) */
     const char *method = "condlora";
@@ -132,6 +135,12 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(n, "save-limit")) { bad = parse_i(n, a, 0, 1000000, &v); o.save_limit = (int)v; }
         else if (!strcmp(n, "stop-after")) { bad = parse_i(n, a, 1, 1LL << 40, &v); o.stop_after = v; }
         else if (!strcmp(n, "resume")) o.resume = a;
+        else if (!strcmp(n, "precision")) {
+            if (cl_precision_parse(a, &o.bf16, &err)) {
+                fprintf(stderr, "condlora train: %s\n", err.msg);
+                return 2;
+            }
+        }
         else if (!strcmp(n, "protocol")) {
             if (cl_protocol_parse(a, &o.protocol, &err)) {
                 fprintf(stderr, "condlora train: option --protocol: %s\n", err.msg);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/util.h"
+#include "model/gemm_bf16.h"
 #include "model/ops.h"
 
 /* One layer's activations. Stored layers (training, at or above the lowest layer backward needs) own theirs; every
@@ -45,6 +46,7 @@ struct cl_encoder {
     /* backward */
     float *g0, *g1, *gt, *d1, *d2, *dq, *dk, *dv, *dI, *demb;
     int demb_valid;
+    uint32_t *bf16_ws; /* bf16 mode: the bf16-rounded copy of a product's input (cl_bf16_gemm); else NULL */
 };
 
 enum { SITE_EMB = 1, SITE_HEAD_IN = 2, SITE_HEAD_ACT = 3, SITE_LAYER = 16 };
@@ -95,7 +97,7 @@ void cl_encoder_free(cl_encoder *e) {
     void *p[] = {e->ids, e->types, e->pos, e->len, e->labels, e->targets, e->emb, e->emb_mean, e->emb_rstd, e->x0,
                  e->tmp, e->att_scratch, e->cls, e->cls_d, e->hpre, e->hact, e->hact_d, e->logits, e->dlogits,
                  e->d_hact, e->d_hpre, e->d_cls, e->g0, e->g1, e->gt, e->d1, e->d2, e->dq, e->dk, e->dv, e->dI,
-                 e->demb};
+                 e->demb, e->bf16_ws};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) cl_free(p[i]);
     free(e);
 }
@@ -147,7 +149,9 @@ int cl_encoder_new(cl_encoder **out, const cl_model *m, int max_B, int max_T, in
     A(e->emb_rstd, N, float);
     A(e->x0, NHs, float);
     A(e->tmp, NHs, float);
-    A(e->att_scratch, (size_t)e->nthreads * 2 * max_T * max_T, float);
+    /* bf16 mode's attention also packs its operands there (model/gemm_bf16.h) */
+    A(e->att_scratch,
+      (size_t)e->nthreads * (m->bf16 ? cl_bf16_attention_scratch(max_T, e->HS) : 2 * (size_t)max_T * max_T), float);
     A(e->cls, BH, float);
     A(e->cls_d, BH, float);
     A(e->hpre, BH, float);
@@ -158,6 +162,7 @@ int cl_encoder_new(cl_encoder **out, const cl_model *m, int max_B, int max_T, in
     A(e->d_hact, BH, float);
     A(e->d_hpre, BH, float);
     A(e->d_cls, BH, float);
+    if (m->bf16) A(e->bf16_ws, cl_bf16_ws_elems((int)N, e->H > e->I ? e->H : e->I), uint32_t);
     if (ok && alloc_acts(e, &e->scratch, 0, err)) ok = 0;
     if (ok && train) {
         float **bw[] = {&e->g0, &e->g1, &e->gt, &e->d1, &e->d2, &e->dq, &e->dk, &e->dv, &e->demb};
@@ -195,38 +200,75 @@ static int hook_on(const cl_encoder *e, int l, cl_module mod) {
     return h && h->adapted && h->adapted(h->ctx, l, mod);
 }
 
+/* y = x W^T + b of frozen encoder linear layer (l, mod): the bf16 kernel when the model is in bf16 mode (w16 set
+ * by cl_model_to_bf16), else OpenBLAS in fp32 (unchanged) */
+static void frozen_fwd(const cl_encoder *e, int l, cl_module mod, const float *x, const float *b, float *y) {
+    const cl_layer_weights *w = &e->m->layers[l];
+    const cl_linear *lin = &w->lin[mod];
+    if (w->w16[mod]) cl_bf16_gemm(y, x, w->w16[mod], b, e->N, 0, e->bf16_ws);
+    else cl_linear_forward(y, x, lin->w, b, e->N, lin->d_in, lin->d_out);
+}
+
+/* dx += dy W of frozen encoder linear layer (l, mod) (bf16: W^T packed, w16t) */
+static void frozen_bwd(const cl_encoder *e, int l, cl_module mod, const float *dy, const float *x, float *dx) {
+    const cl_layer_weights *w = &e->m->layers[l];
+    const cl_linear *lin = &w->lin[mod];
+    if (w->w16t[mod]) cl_bf16_gemm(dx, dy, w->w16t[mod], NULL, e->N, 1, e->bf16_ws);
+    else cl_linear_backward(dx, NULL, NULL, dy, x, lin->w, e->N, lin->d_in, lin->d_out);
+}
+
+/* The element-wise ops of the layers: bf16 mode runs the vectorised forms of model/gemm_bf16.h (same dropout
+ * masks), fp32 mode the ops.c ones (unchanged). */
+static void res_ln(const cl_encoder *e, float *out, float *mean, float *rstd, float *inp, const float *resid,
+                   const float *x, const cl_dropout *d, const float *w, const float *b) {
+    const float eps = e->m->cfg.layer_norm_eps;
+    if (e->m->bf16) cl_bf16_residual_layernorm_forward(out, mean, rstd, inp, resid, x, d, w, b, e->N, e->H, eps);
+    else cl_residual_layernorm_forward(out, mean, rstd, inp, resid, x, d, w, b, e->N, e->H, eps);
+}
+static void ln_bwd(const cl_encoder *e, float *dinp, const float *dout, const float *inp, const float *w,
+                   const float *mean, const float *rstd) {
+    if (e->m->bf16) cl_bf16_layernorm_backward(dinp, dout, inp, w, mean, rstd, e->N, e->H);
+    else cl_layernorm_backward(dinp, NULL, NULL, dout, inp, w, mean, rstd, e->N, e->H);
+}
+static void drop_fwd(const cl_encoder *e, float *y, const float *x, size_t n, const cl_dropout *d) {
+    if (e->m->bf16) cl_bf16_dropout_forward(y, x, n, d);
+    else cl_dropout_forward(y, x, n, d);
+}
+
 /* y = x W^T + b, then the adapter's delta */
 static void lin_fwd(cl_encoder *e, int l, cl_module mod, const float *x, float *y) {
-    const cl_linear *lin = &e->m->layers[l].lin[mod];
-    cl_linear_forward(y, x, lin->w, lin->b, e->N, lin->d_in, lin->d_out);
+    frozen_fwd(e, l, mod, x, e->m->layers[l].lin[mod].b, y);
     if (hook_on(e, l, mod)) e->opts.hook->forward(e->opts.hook->ctx, l, mod, x, y, e->N, e->opts.train);
 }
 
 static void layer_forward(cl_encoder *e, int l, layer_acts *a) {
     const cl_layer_weights *w = &e->m->layers[l];
     const cl_config *c = &e->m->cfg;
-    const int N = e->N, H = e->H, I = e->I;
+    const int N = e->N, I = e->I;
     lin_fwd(e, l, CL_MOD_QUERY, a->x_in, a->q);
     lin_fwd(e, l, CL_MOD_KEY, a->x_in, a->k);
     lin_fwd(e, l, CL_MOD_VALUE, a->x_in, a->v);
     cl_dropout da = drop_site(e, SITE_LAYER + 4 * (uint64_t)l, e->p_att);
-    cl_attention_forward(a->ctx, a->att, e->att_scratch, a->q, a->k, a->v, e->len, e->B, e->T, e->NH, e->HS, &da, nt_att(e));
+    if (e->m->bf16) /* bf16 mode: its products in bf16, the rest vectorised, the same masks (model/gemm_bf16.h) */
+        cl_bf16_attention_forward(a->ctx, a->att, e->att_scratch, a->q, a->k, a->v, e->len, e->B, e->T, e->NH,
+                                  e->HS, &da, nt_att(e));
+    else
+        cl_attention_forward(a->ctx, a->att, e->att_scratch, a->q, a->k, a->v, e->len, e->B, e->T, e->NH, e->HS, &da,
+                             nt_att(e));
     lin_fwd(e, l, CL_MOD_ATTN_OUT, a->ctx, e->tmp);
     cl_dropout d1 = drop_site(e, SITE_LAYER + 4 * (uint64_t)l + 1, e->p_hidden);
-    cl_residual_layernorm_forward(a->ln1_out, a->ln1_mean, a->ln1_rstd, a->ln1_in, a->x_in, e->tmp, &d1, w->ln1_w,
-                                  w->ln1_b, N, H, c->layer_norm_eps);
+    res_ln(e, a->ln1_out, a->ln1_mean, a->ln1_rstd, a->ln1_in, a->x_in, e->tmp, &d1, w->ln1_w, w->ln1_b);
     const cl_linear *li = &w->lin[CL_MOD_INTER];
     if (hook_on(e, l, CL_MOD_INTER)) {
         lin_fwd(e, l, CL_MOD_INTER, a->ln1_out, a->pre);
         cl_act_forward(a->act, a->pre, (size_t)N * I, c->act);
     } else {
-        cl_linear_forward(a->pre, a->ln1_out, li->w, NULL, N, H, I);
+        frozen_fwd(e, l, CL_MOD_INTER, a->ln1_out, NULL, a->pre);
         cl_bias_act_forward(a->act, a->pre, li->b, N, I, c->act);
     }
     lin_fwd(e, l, CL_MOD_OUT, a->act, e->tmp);
     cl_dropout d2 = drop_site(e, SITE_LAYER + 4 * (uint64_t)l + 2, e->p_hidden);
-    cl_residual_layernorm_forward(a->out, a->ln2_mean, a->ln2_rstd, a->ln2_in, a->ln1_out, e->tmp, &d2, w->ln2_w,
-                                  w->ln2_b, N, H, c->layer_norm_eps);
+    res_ln(e, a->out, a->ln2_mean, a->ln2_rstd, a->ln2_in, a->ln1_out, e->tmp, &d2, w->ln2_w, w->ln2_b);
 }
 
 static void head_forward(cl_encoder *e) {
@@ -309,6 +351,13 @@ int cl_encoder_forward(cl_encoder *e, const cl_batch *bt, const cl_fwd_opts *opt
                     }
     }
 
+    /* bf16 mode: a backward through layer l needs every W^T packed (or the fp32 W) */
+    for (int l = e->bwd_from; l < e->NL; l++)
+        for (int k = 0; k < CL_MOD_COUNT; k++)
+            if (!m->layers[l].w16t[k] && !m->layers[l].lin[k].w)
+                return cl_errf(err, CL_EINVAL, "encoder: training through layer %d needs the bf16 model converted with "
+                                               "backward (cl_bf16_opts.backward)", l);
+
     /* embeddings */
     const int H = e->H;
     cl_position_ids(e->pos, e->ids, B, T, c->arch, c->pad_token_id);
@@ -317,7 +366,7 @@ int cl_encoder_forward(cl_encoder *e, const cl_batch *bt, const cl_fwd_opts *opt
     cl_layernorm_forward(e->x0, e->emb_mean, e->emb_rstd, e->emb, m->emb_ln_w, m->emb_ln_b, N, H,
                          c->layer_norm_eps);
     cl_dropout de = drop_site(e, SITE_EMB, e->p_hidden);
-    cl_dropout_forward(e->x0, e->x0, (size_t)N * H, &de);
+    drop_fwd(e, e->x0, e->x0, (size_t)N * H, &de);
     const size_t NHs = (size_t)N * H;
     if (opts->hidden_states) memcpy(opts->hidden_states, e->x0, NHs * sizeof(float));
 
@@ -354,41 +403,47 @@ static void layer_backward(cl_encoder *e, int l, layer_acts *a, const float *dou
     const size_t NHs = (size_t)N * H, NI = (size_t)N * I;
     /* output LayerNorm, residual to ln1_out, dropout, output.dense */
     memset(e->gt, 0, NHs * sizeof(float));
-    cl_layernorm_backward(e->gt, NULL, NULL, dout, a->ln2_in, w->ln2_w, a->ln2_mean, a->ln2_rstd, N, H);
+    ln_bwd(e, e->gt, dout, a->ln2_in, w->ln2_w, a->ln2_mean, a->ln2_rstd);
     memcpy(e->d1, e->gt, NHs * sizeof(float));
     cl_dropout d2 = drop_site(e, SITE_LAYER + 4 * (uint64_t)l + 2, e->p_hidden);
-    cl_dropout_forward(e->d2, e->gt, NHs, &d2); /* dropout's backward is the same mask and scale */
+    drop_fwd(e, e->d2, e->gt, NHs, &d2); /* dropout's backward is the same mask and scale */
     memset(e->dI, 0, NI * sizeof(float));
-    cl_linear_backward(e->dI, NULL, NULL, e->d2, a->act, w->lin[CL_MOD_OUT].w, N, I, H);
+    frozen_bwd(e, l, CL_MOD_OUT, e->d2, a->act, e->dI);
     hook_bwd(e, l, CL_MOD_OUT, a->act, e->d2, e->dI);
     /* activation (in place), intermediate.dense */
     {
         cl_act_grad_mul(e->dI, a->pre, NI, c->act);
     }
-    cl_linear_backward(e->d1, NULL, NULL, e->dI, a->ln1_out, w->lin[CL_MOD_INTER].w, N, H, I);
+    frozen_bwd(e, l, CL_MOD_INTER, e->dI, a->ln1_out, e->d1);
     hook_bwd(e, l, CL_MOD_INTER, a->ln1_out, e->dI, e->d1);
     /* attention LayerNorm, residual to the layer input, dropout, attention.output.dense */
     memset(e->gt, 0, NHs * sizeof(float));
-    cl_layernorm_backward(e->gt, NULL, NULL, e->d1, a->ln1_in, w->ln1_w, a->ln1_mean, a->ln1_rstd, N, H);
+    ln_bwd(e, e->gt, e->d1, a->ln1_in, w->ln1_w, a->ln1_mean, a->ln1_rstd);
     memcpy(dx, e->gt, NHs * sizeof(float));
     cl_dropout d1 = drop_site(e, SITE_LAYER + 4 * (uint64_t)l + 1, e->p_hidden);
-    cl_dropout_forward(e->d2, e->gt, NHs, &d1);
+    drop_fwd(e, e->d2, e->gt, NHs, &d1);
     memset(e->d1, 0, NHs * sizeof(float));
-    cl_linear_backward(e->d1, NULL, NULL, e->d2, a->ctx, w->lin[CL_MOD_ATTN_OUT].w, N, H, H);
+    frozen_bwd(e, l, CL_MOD_ATTN_OUT, e->d2, a->ctx, e->d1);
     hook_bwd(e, l, CL_MOD_ATTN_OUT, a->ctx, e->d2, e->d1);
     /* attention core */
     memset(e->dq, 0, NHs * sizeof(float));
     memset(e->dk, 0, NHs * sizeof(float));
     memset(e->dv, 0, NHs * sizeof(float));
     cl_dropout da = drop_site(e, SITE_LAYER + 4 * (uint64_t)l, e->p_att);
-    cl_attention_backward(e->dq, e->dk, e->dv, e->att_scratch, e->d1, a->q, a->k, a->v, a->att, e->len, e->B, e->T,
-                          e->NH, e->HS, &da, nt_att(e));
-    /* value, key, query (reverse of the forward order) */
-    cl_linear_backward(dx, NULL, NULL, e->dv, a->x_in, w->lin[CL_MOD_VALUE].w, N, H, H);
+    if (e->m->bf16)
+        cl_bf16_attention_backward(e->dq, e->dk, e->dv, e->att_scratch, e->d1, a->q, a->k, a->v, a->att, e->len,
+                                   e->B, e->T, e->NH, e->HS, &da, nt_att(e));
+    else
+        cl_attention_backward(e->dq, e->dk, e->dv, e->att_scratch, e->d1, a->q, a->k, a->v, a->att, e->len, e->B, e->T,
+                              e->NH, e->HS, &da, nt_att(e));
+    /* value, key, query (reverse of the forward order). bf16 mode skips dx = dy W where nobody reads dx: the lowest
+     * layer backward visits, without an input gradient (the hooks still get dx to write into). */
+    const int skip_dx = e->m->bf16 && l == e->bwd_from && !e->opts.need_input_grad;
+    if (!skip_dx) frozen_bwd(e, l, CL_MOD_VALUE, e->dv, a->x_in, dx);
     hook_bwd(e, l, CL_MOD_VALUE, a->x_in, e->dv, dx);
-    cl_linear_backward(dx, NULL, NULL, e->dk, a->x_in, w->lin[CL_MOD_KEY].w, N, H, H);
+    if (!skip_dx) frozen_bwd(e, l, CL_MOD_KEY, e->dk, a->x_in, dx);
     hook_bwd(e, l, CL_MOD_KEY, a->x_in, e->dk, dx);
-    cl_linear_backward(dx, NULL, NULL, e->dq, a->x_in, w->lin[CL_MOD_QUERY].w, N, H, H);
+    if (!skip_dx) frozen_bwd(e, l, CL_MOD_QUERY, e->dq, a->x_in, dx);
     hook_bwd(e, l, CL_MOD_QUERY, a->x_in, e->dq, dx);
 }
 
@@ -429,7 +484,7 @@ int cl_encoder_backward_logits(cl_encoder *e, const float *dlogits, const cl_hea
     if (e->opts.need_input_grad) {
         /* embedding dropout and LayerNorm: d(word + position + type) = d(word embedding output) */
         cl_dropout de = drop_site(e, SITE_EMB, e->p_hidden);
-        cl_dropout_forward(gin, gout, NHs, &de);
+        drop_fwd(e, gin, gout, NHs, &de);
         memset(e->demb, 0, NHs * sizeof(float));
         cl_layernorm_backward(e->demb, NULL, NULL, gin, e->emb, m->emb_ln_w, e->emb_mean, e->emb_rstd, e->N, H);
         e->demb_valid = 1;

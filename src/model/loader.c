@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include "core/util.h"
 #include "io/safetensors.h"
+#include "model/gemm_bf16.h"
 #include "model/model.h"
 
 typedef struct {
@@ -75,6 +76,7 @@ static void priv_free(priv_t *p) {
 
 void cl_model_free(cl_model *m) {
     if (!m) return;
+    cl_model_bf16_free(m); /* bf16 mode's packed weights (model/gemm_bf16.c) */
     priv_free(m->priv);
     free(m->layers);
     cl_config_free(&m->cfg);

@@ -36,8 +36,10 @@ extern const char *const cl_module_names[CL_MOD_COUNT];
 /* "query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense" */
 int cl_module_parse(const char *name, cl_module *out); /* 0 on success */
 
+typedef struct cl_bf16_w cl_bf16_w; /* a packed bf16 weight (model/gemm_bf16.h) */
+
 typedef struct {
-    float *w;   /* (d_out, d_in) */
+    float *w;   /* (d_out, d_in); NULL for an encoder layer's W released by cl_model_to_bf16 (bf16 mode) */
     float *b;   /* (d_out) */
     int d_out, d_in;
 } cl_linear;
@@ -46,6 +48,9 @@ typedef struct {
     cl_linear lin[CL_MOD_COUNT];
     float *ln1_w, *ln1_b; /* attention.output.LayerNorm (H) */
     float *ln2_w, *ln2_b; /* output.LayerNorm (H) */
+    /* bf16 mode (cl_model_to_bf16, model/gemm_bf16.h): lin[k]'s W packed for y = x W^T (w16) and W^T for
+     * dx = dy W (w16t); NULL in fp32 mode (w16t also when the model was converted for inference only) */
+    const cl_bf16_w *w16[CL_MOD_COUNT], *w16t[CL_MOD_COUNT];
 } cl_layer_weights;
 
 typedef enum { CL_HEAD_NONE = 0, CL_HEAD_ROBERTA, CL_HEAD_BERT } cl_head_kind;
@@ -66,6 +71,7 @@ typedef struct {
     uint64_t n_params_encoder; /* embeddings + layers (no pooler, no head) */
     uint64_t n_params_total;   /* everything loaded/initialised */
     void *priv;                /* loader-owned storage (mappings, buffers) */
+    void *bf16;                /* bf16 mode: storage of the packed weights (cl_model_to_bf16); NULL in fp32 mode */
 } cl_model;
 
 typedef struct {

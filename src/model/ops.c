@@ -6,14 +6,10 @@
 #include <string.h>
 
 /* ---- dropout ---------------------------------------------------------------------------------------------- */
-static inline uint64_t mix64(uint64_t z) {
-    z += 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-static inline uint64_t drop_key(const cl_dropout *d) { return mix64(d->seed ^ mix64(d->site * 0x632be59bd9b4e019ULL)); }
-static inline uint32_t drop_thr(float p) { return (uint32_t)(p * 65536.0f + 0.5f); }
+/* the hash and threshold live in ops.h (cl_dropout_mix64, ..), shared with bf16 mode's attention (gemm_bf16.c) */
+static inline uint64_t mix64(uint64_t z) { return cl_dropout_mix64(z); }
+static inline uint64_t drop_key(const cl_dropout *d) { return cl_dropout_key(d); }
+static inline uint32_t drop_thr(float p) { return cl_dropout_thr(p); }
 /* element i is kept when its 16-bit uniform is >= thr; one 64-bit hash serves four consecutive elements */
 static inline int drop_keep(uint64_t key, uint32_t thr, uint64_t i) {
     uint64_t h = mix64(key + (i >> 2));
@@ -354,10 +350,11 @@ void cl_attention_forward(float *out, float *att, float *scratch, const float *q
                           const int32_t *len, int B, int T, int NH, int HS, const cl_dropout *drop, int nthreads) {
     const int C = NH * HS;
     const float scale = 1.0f / sqrtf((float)HS);
-    const int dp = drop && drop->p > 0.0f;
-    const uint64_t key = dp ? drop_key(drop) : 0;
-    const uint32_t thr = dp ? drop_thr(drop->p) : 0;
-    const float ds = dp ? (drop->p >= 1.0f ? 0.0f : 1.0f / (1.0f - drop->p)) : 1.0f;
+    const cl_dropout_plan dpl = cl_dropout_plan_of(drop);
+    const int dp = dpl.on;
+    const uint64_t key = dpl.key;
+    const uint32_t thr = dpl.thr;
+    const float ds = dpl.scale;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
     for (int bh = 0; bh < B * NH; bh++) {
         const int b = bh / NH, h = bh % NH, L = len[b];
@@ -394,10 +391,11 @@ void cl_attention_backward(float *dq, float *dk, float *dv, float *scratch, cons
                            int NH, int HS, const cl_dropout *drop, int nthreads) {
     const int C = NH * HS;
     const float scale = 1.0f / sqrtf((float)HS);
-    const int dp = drop && drop->p > 0.0f;
-    const uint64_t key = dp ? drop_key(drop) : 0;
-    const uint32_t thr = dp ? drop_thr(drop->p) : 0;
-    const float ds = dp ? (drop->p >= 1.0f ? 0.0f : 1.0f / (1.0f - drop->p)) : 1.0f;
+    const cl_dropout_plan dpl = cl_dropout_plan_of(drop);
+    const int dp = dpl.on;
+    const uint64_t key = dpl.key;
+    const uint32_t thr = dpl.thr;
+    const float ds = dpl.scale;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
     for (int bh = 0; bh < B * NH; bh++) {
         const int b = bh / NH, h = bh % NH, L = len[b];

@@ -18,6 +18,33 @@ typedef struct {
     uint64_t site;  /* which dropout in the network */
     float p;        /* drop probability; p <= 0 means identity */
 } cl_dropout;
+/* The mask's hash, also used by bf16 mode's attention (model/gemm_bf16.c) to draw the same masks: element i of a
+ * site is kept when the 16-bit field (i & 3) of cl_dropout_mix64(cl_dropout_key(d) + (i >> 2)) is >= thr(p). */
+static inline uint64_t cl_dropout_mix64(uint64_t z) {
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+static inline uint64_t cl_dropout_key(const cl_dropout *d) {
+    return cl_dropout_mix64(d->seed ^ cl_dropout_mix64(d->site * 0x632be59bd9b4e019ULL));
+}
+static inline uint32_t cl_dropout_thr(float p) { return (uint32_t)(p * 65536.0f + 0.5f); }
+/* What an attention kernel needs of a dropout site: on, the mask key, the keep threshold, the kept scale. */
+typedef struct {
+    int on;
+    uint64_t key;
+    uint32_t thr;
+    float scale;
+} cl_dropout_plan;
+static inline cl_dropout_plan cl_dropout_plan_of(const cl_dropout *d) {
+    cl_dropout_plan pl = {0, 0, 0, 1.0f};
+    if (d && d->p > 0.0f) {
+        pl.on = 1, pl.key = cl_dropout_key(d), pl.thr = cl_dropout_thr(d->p);
+        pl.scale = d->p >= 1.0f ? 0.0f : 1.0f / (1.0f - d->p);
+    }
+    return pl;
+}
 /* the multiplier of element i: 0 or 1/(1-p) */
 float cl_dropout_scale(const cl_dropout *d, uint64_t i);
 /* y (n) = dropout(x) ; in place allowed */

@@ -14,6 +14,7 @@
 #include "core/util.h"
 #include "adapters/peft_io.h"
 #include "io/safetensors.h"
+#include "model/gemm_bf16.h" /* cl_precision_parse */
 #include "train/train_internal.h"
 
 static const char *proto_name(cl_protocol p) { return p == CL_PROTOCOL_PAPER ? "paper" : "glue"; }
@@ -69,6 +70,7 @@ int cl_run_write_json(const cl_tctx *c, const char *path, const cl_train_result 
     cJSON_AddNumberToObject(op, "max_eval", (double)o->max_eval);
     cJSON_AddNumberToObject(op, "save_every", (double)o->save_every);
     cJSON_AddNumberToObject(op, "save_limit", o->save_limit);
+    cJSON_AddStringToObject(op, "precision", o->bf16 ? "bf16" : "fp32");
     cJSON_AddItemToObject(op, "adapter", cl_adapter_opts_json(&o->ad));
     cJSON *v = cJSON_AddObjectToObject(r, "versions");
     cJSON_AddStringToObject(v, "condlora", CONDLORA_VERSION);
@@ -176,6 +178,9 @@ int cl_run_read_opts(const char *path, cl_train_opts *o, char *buf, size_t left,
     /* written since checkpoints exist: optional */
     if (!jnum(op, "save_every", &v)) o->save_every = (int64_t)v;
     if (!jnum(op, "save_limit", &v)) o->save_limit = (int)v;
+    /* written since --precision exists: optional, fp32 when absent */
+    cJSON *prec = cJSON_GetObjectItemCaseSensitive(op, "precision");
+    if (cJSON_IsString(prec) && !bad && cl_precision_parse(prec->valuestring, &o->bf16, err)) bad = 1;
     NUM(ad, "r", o->ad.r, int);
     NUM(ad, "alpha", o->ad.alpha, float);
     NUM(ad, "dropout", o->ad.dropout, float);

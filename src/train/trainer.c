@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "core/util.h"
+#include "model/gemm_bf16.h"
 #include "train/train_internal.h"
 
 void cl_train_opts_default(cl_train_opts *o) {
@@ -251,6 +252,14 @@ static int tctx_setup(cl_tctx *c, const cl_train_opts *o, int need_out, int tok_
     cl_head_bind(&c->P, &c->model, &c->hp, &c->hg);
     cl_adapter_init(c->ad, o->seed);
     c->hook = cl_adapter_hook(c->ad);
+    if (o->bf16) {
+        /* --precision bf16, after the adapter exists (it checks its W): W^T is packed too when training (need_out),
+         * and CondLoRA keeps the fp32 W of its targets (A_l = ThA W^T, B_l = W ThB^T are built from it) */
+        cl_bf16_opts bo = {.backward = need_out,
+                           .keep = o->ad.method == CL_METHOD_CONDLORA ? cl_bf16_keep_adapted : NULL,
+                           .keep_ctx = &c->hook};
+        if ((rc = cl_model_to_bf16(&c->model, &bo, err))) return rc;
+    }
     if ((rc = cl_encoder_new(&c->enc, &c->model, o->batch_size, c->maxT, 1, err))) return rc;
     size_t BT = (size_t)o->batch_size * (size_t)c->maxT;
     size_t maxn = c->dev.n > c->test.n ? c->dev.n : c->test.n;
@@ -643,6 +652,11 @@ done:
 
 int cl_eval_run(const char *run, const char *split, const char *model_dir, const char *data_dir, int threads,
                 cl_metric_set *out, size_t *n_out, cl_error *err) {
+    return cl_eval_run_precision(run, split, model_dir, data_dir, threads, -1, out, n_out, err);
+}
+
+int cl_eval_run_precision(const char *run, const char *split, const char *model_dir, const char *data_dir,
+                          int threads, int bf16, cl_metric_set *out, size_t *n_out, cl_error *err) {
     char ckpt[4096], rj[4200], strbuf[16384];
     snprintf(ckpt, sizeof ckpt, "%s", run);
     size_t k = strlen(ckpt);
@@ -660,6 +674,7 @@ int cl_eval_run(const char *run, const char *split, const char *model_dir, const
     if (model_dir) o.model_dir = model_dir, o.tokenizer_dir = NULL;
     if (data_dir) o.data_dir = data_dir;
     if (threads > 0) o.threads = threads;
+    if (bf16 >= 0) o.bf16 = bf16;
     int which = !strcmp(split, "dev") ? 1 : !strcmp(split, "test") ? 2 : !strcmp(split, "train") ? 0 : -1;
     if (which < 0) return cl_errf(err, CL_EINVAL, "option --split: '%s' is not dev, test or train", split);
     cl_tctx *c = calloc(1, sizeof *c);

@@ -62,6 +62,9 @@ typedef struct {
     const char *resume;        /* RUN_DIR to continue from its newest complete checkpoint; the options then come from
                                   RUN_DIR/run.json (only threads, quiet, save_every, save_limit, stop_after may be
                                   given anew) */
+    int bf16;                  /* --precision bf16: the encoder's frozen linear layers in bf16 with fp32 accumulation
+                                  (model/gemm_bf16.h); adapters, head and optimizer stay fp32. 0: fp32 (default).
+                                  run.json options.precision records it ("fp32" when absent) */
 } cl_train_opts;
 
 void cl_train_opts_default(cl_train_opts *o);
@@ -119,5 +122,8 @@ int cl_train_latest_checkpoint(const char *run_dir, char *out, size_t n, int64_t
  * the paths recorded in run.json when not NULL; threads > 0 sets the thread count. */
 int cl_eval_run(const char *run, const char *split, const char *model_dir, const char *data_dir, int threads,
                 cl_metric_set *out, size_t *n_out, cl_error *err);
+/* cl_eval_run with a precision: -1 = the run's (run.json options.precision), 0 = fp32, 1 = bf16 */
+int cl_eval_run_precision(const char *run, const char *split, const char *model_dir, const char *data_dir,
+                          int threads, int bf16, cl_metric_set *out, size_t *n_out, cl_error *err);
 
 #endif
