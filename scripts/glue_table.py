@@ -20,7 +20,7 @@ import sys
 
 # task -> (has header, label column (index, negative = from the end), metric names in condlora's order)
 TASKS = {
-    "CoLA": (False, 1, ["mcc", "acc"]),
+    "CoLA": (False, 1, ["mcc"]),
     "SST-2": (True, -1, ["acc"]),
     "MRPC": (True, 0, ["acc", "f1"]),
     "STS-B": (True, -1, ["pearson", "spearman"]),

@@ -436,9 +436,9 @@ static void layer_backward(cl_encoder *e, int l, layer_acts *a, const float *dou
     else
         cl_attention_backward(e->dq, e->dk, e->dv, e->att_scratch, e->d1, a->q, a->k, a->v, a->att, e->len, e->B, e->T,
                               e->NH, e->HS, &da, nt_att(e));
-    /* value, key, query (reverse of the forward order). bf16 mode skips dx = dy W where nobody reads dx: the lowest
-     * layer backward visits, without an input gradient (the hooks still get dx to write into). */
-    const int skip_dx = e->m->bf16 && l == e->bwd_from && !e->opts.need_input_grad;
+    /* value, key, query (reverse of the forward order). dx = dy W is skipped where nobody reads dx: the lowest layer
+     * backward visits, without an input gradient (the hooks still get dx to write into; nothing reads it). */
+    const int skip_dx = l == e->bwd_from && !e->opts.need_input_grad;
     if (!skip_dx) frozen_bwd(e, l, CL_MOD_VALUE, e->dv, a->x_in, dx);
     hook_bwd(e, l, CL_MOD_VALUE, a->x_in, e->dv, dx);
     if (!skip_dx) frozen_bwd(e, l, CL_MOD_KEY, e->dk, a->x_in, dx);
