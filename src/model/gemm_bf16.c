@@ -394,7 +394,7 @@ int cl_precision_parse(const char *s, int *bf16, cl_error *err) {
 /* cl_attention_forward / _backward's computation (the same dropout masks) with the batched products in bf16 (the
  * 12 x 32 kernel on operands packed per head) and the element-wise work vectorised: the mask's hashes 8 at a time,
  * softmax and its backward 16 lanes at a time. */
-extern __m512 _ZGVeN16v_expf(__m512); /* libmvec's 16-lane expf (the Makefile links -lmvec), as ops.c's softmax */
+TGT extern __m512 _ZGVeN16v_expf(__m512); /* libmvec's 16-lane expf (the Makefile links -lmvec), as ops.c's softmax */
 
 TGT static inline __m512i vmix64(__m512i z) {
     z = _mm512_add_epi64(z, _mm512_set1_epi64((long long)0x9e3779b97f4a7c15ULL));
