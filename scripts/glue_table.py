@@ -104,6 +104,14 @@ def main():
         print(f"| {task} | {method} | {seeds} | {'; '.join(cells)} | {bcell} | {wall:.0f} | {exs:.1f} "
               f"| {rs[0]['options']['threads']} | {int(tp['adapter'])} + {int(tp['head'])} |")
     print()
+    print("per seed (seed: first metric):")
+    for (task, method) in sorted(groups, key=lambda k: (order.index(k[0]) if k[0] in order else 99, k[1])):
+        rs = sorted(groups[(task, method)], key=lambda r: r["options"]["seed"])
+        n = TASKS.get(task, (None, None, [None]))[2][0] or next(iter(rs[0]["result"]["test"]))
+        vals = ", ".join(f"{int(r['options']['seed'])}: {100 * r['result']['test'][n]:.2f}" for r in rs
+                         if r["result"]["test"].get(n) is not None)
+        print(f"  {task} {method} {n}: {vals}")
+    print()
     print("CondLoRA - LoRA (difference of the means, points):")
     for task in order:
         for n in TASKS[task][2]:
