@@ -369,6 +369,15 @@ static int export_cb(void *user, const char *name, int ndim, const int64_t *shap
 }
 
 /* cl_peft_write_config: a condlora adapter exported (as runio.c does) + the config reloads to the same logits */
+/* an adapter with options o on m, its parameters in P (initialised by the caller) */
+static int make_adapter(cl_adapter **ad, const cl_adapter_opts *o, cl_model *m, cl_params *P, cl_error *err) {
+    int rc = cl_adapter_create(ad, o, m, err);
+    if (!rc) rc = cl_adapter_register(*ad, P, err);
+    if (!rc) rc = cl_params_alloc(P, err);
+    if (!rc) rc = cl_adapter_bind(*ad, P, err);
+    return rc;
+}
+
 static void roundtrip(cl_method method, const char *layers, int zero_module, const char *tag, const char *want1,
                       const char *want2) {
     cl_safetensors refs;
@@ -389,10 +398,7 @@ static void roundtrip(cl_method method, const char *layers, int zero_module, con
     cl_adapter *ad = NULL;
     cl_params P;
     cl_params_init(&P);
-    int rc = cl_adapter_create(&ad, &o, &m, &err);
-    if (!rc) rc = cl_adapter_register(ad, &P, &err);
-    if (!rc) rc = cl_params_alloc(&P, &err);
-    if (!rc) rc = cl_adapter_bind(ad, &P, &err);
+    int rc = make_adapter(&ad, &o, &m, &P, &err);
     CHECK(rc == 0, "%s: %s", tag, err.msg);
     if (rc) goto out;
     cl_adapter_init(ad, 5);
@@ -483,10 +489,7 @@ TEST(write_config_list_form) {
     cl_adapter *ad = NULL;
     cl_params P;
     cl_params_init(&P);
-    int rc = cl_adapter_create(&ad, &o, &m, &err);
-    if (!rc) rc = cl_adapter_register(ad, &P, &err);
-    if (!rc) rc = cl_params_alloc(&P, &err);
-    if (!rc) rc = cl_adapter_bind(ad, &P, &err);
+    int rc = make_adapter(&ad, &o, &m, &P, &err);
     char p[400];
     snprintf(p, sizeof p, "%s/cfg_list.json", TMP);
     if (!rc) rc = cl_peft_write_config(p, ad, "base", &err);

@@ -166,6 +166,14 @@ static int get_bool(const pcfg *c, const char *k, int *out, cl_error *err) {
     return 0;
 }
 
+/* v is one value that `is` accepts, or an array of such values (PEFT's "str | list[str]", "int | list[int]") */
+static int one_or_list(const cJSON *v, cJSON_bool (*is)(const cJSON *)) {
+    if (!cJSON_IsArray(v)) return is(v) != 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, v) if (!is(it)) return 0;
+    return 1;
+}
+
 static int parse_config(pcfg *c, const char *path, cl_error *err) {
     memset(c, 0, sizeof *c);
     c->path = path;
@@ -211,27 +219,20 @@ static int parse_config(pcfg *c, const char *path, cl_error *err) {
         return cl_errf(err, CL_EUNSUP, "%s: key 'layer_replication' is not supported", path);
     c->target = item(c->root, "target_modules");
     if (c->target) {
-        int ok = cJSON_IsString(c->target) || (cJSON_IsArray(c->target) && cJSON_GetArraySize(c->target) > 0);
-        const cJSON *it;
-        if (cJSON_IsArray(c->target)) cJSON_ArrayForEach(it, c->target) ok &= cJSON_IsString(it);
-        if (!ok)
+        if (!one_or_list(c->target, cJSON_IsString) || (cJSON_IsArray(c->target) && !cJSON_GetArraySize(c->target)))
             return cl_errf(err, CL_EFORMAT, "%s: key 'target_modules': expected a regex string or a non-empty list "
                                             "of module names", path);
     }
     c->lt = item(c->root, "layers_to_transform");
     if (c->lt) {
-        int ok = cJSON_IsNumber(c->lt) || cJSON_IsArray(c->lt);
-        const cJSON *it;
-        if (cJSON_IsArray(c->lt)) cJSON_ArrayForEach(it, c->lt) ok &= cJSON_IsNumber(it);
-        if (!ok) return cl_errf(err, CL_EFORMAT, "%s: key 'layers_to_transform': expected an integer or a list", path);
+        if (!one_or_list(c->lt, cJSON_IsNumber))
+            return cl_errf(err, CL_EFORMAT, "%s: key 'layers_to_transform': expected an integer or a list", path);
         if (cJSON_IsArray(c->lt) && cJSON_GetArraySize(c->lt) == 0) c->lt = NULL; /* PEFT: empty = all */
     }
     c->lpat = item(c->root, "layers_pattern");
     if (c->lpat) {
-        int ok = cJSON_IsString(c->lpat) || cJSON_IsArray(c->lpat);
-        const cJSON *it;
-        if (cJSON_IsArray(c->lpat)) cJSON_ArrayForEach(it, c->lpat) ok &= cJSON_IsString(it);
-        if (!ok) return cl_errf(err, CL_EFORMAT, "%s: key 'layers_pattern': expected a string or a list", path);
+        if (!one_or_list(c->lpat, cJSON_IsString))
+            return cl_errf(err, CL_EFORMAT, "%s: key 'layers_pattern': expected a string or a list", path);
         if ((cJSON_IsString(c->lpat) && !*c->lpat->valuestring) ||
             (cJSON_IsArray(c->lpat) && cJSON_GetArraySize(c->lpat) == 0))
             c->lpat = NULL;

@@ -479,11 +479,7 @@ TGT void cl_bf16_attention_forward(float *out, float *att, float *scratch, const
                                const cl_dropout *drop, int nthreads) {
     const int C = NH * HS;
     const float scale = 1.0f / sqrtf((float)HS);
-    const cl_dropout_plan dpl = cl_dropout_plan_of(drop);
-    const int dp = dpl.on;
-    const uint64_t key = dpl.key;
-    const uint32_t thr = dpl.thr;
-    const float ds = dpl.scale;
+    const cl_dropout_plan dp = cl_dropout_plan_of(drop);
     const size_t stride = cl_bf16_attention_scratch(T, HS), pk = round16(at_pack_elems(T, HS));
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
     for (int bh = 0; bh < B * NH; bh++) {
@@ -498,11 +494,11 @@ TGT void cl_bf16_attention_forward(float *out, float *att, float *scratch, const
         small_gemm(P, T, pa, 1, pb, T, L, HS, 0);
         for (int i = 0; i < T; i++) softmax_row(P + (size_t)i * T, L, T, scale);
         const float *Pd = P;
-        if (dp) {
+        if (dp.on) {
             float *D = P == tmp ? P : tmp; /* inference: drop in place; training: keep att pre-dropout */
             const uint64_t base = (uint64_t)bh * T * T;
             for (int i = 0; i < T; i++)
-                drop_row(D + (size_t)i * T, P + (size_t)i * T, L, key, thr, ds, base + (uint64_t)i * T);
+                drop_row(D + (size_t)i * T, P + (size_t)i * T, L, dp.key, dp.thr, dp.scale, base + (uint64_t)i * T);
             Pd = D;
         }
         /* out_bh (T, HS) = Pd (T, L) v_bh (L, HS) */
@@ -517,11 +513,7 @@ TGT void cl_bf16_attention_backward(float *dq, float *dk, float *dv, float *scra
                                 int NH, int HS, const cl_dropout *drop, int nthreads) {
     const int C = NH * HS;
     const float scale = 1.0f / sqrtf((float)HS);
-    const cl_dropout_plan dpl = cl_dropout_plan_of(drop);
-    const int dp = dpl.on;
-    const uint64_t key = dpl.key;
-    const uint32_t thr = dpl.thr;
-    const float ds = dpl.scale;
+    const cl_dropout_plan dp = cl_dropout_plan_of(drop);
     const size_t stride = cl_bf16_attention_scratch(T, HS), pk = round16(at_pack_elems(T, HS));
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
     for (int bh = 0; bh < B * NH; bh++) {
@@ -532,14 +524,14 @@ TGT void cl_bf16_attention_backward(float *dq, float *dk, float *dv, float *scra
         const float *P = att + (size_t)bh * T * T;
         const size_t off = (size_t)b * T * C + (size_t)h * HS;
         const uint64_t base = (uint64_t)bh * T * T;
-        if (dp)
+        if (dp.on)
             for (int i = 0; i < T; i++)
-                drop_row(Pd + (size_t)i * T, P + (size_t)i * T, L, key, thr, ds, base + (uint64_t)i * T);
+                drop_row(Pd + (size_t)i * T, P + (size_t)i * T, L, dp.key, dp.thr, dp.scale, base + (uint64_t)i * T);
         /* dPd (T, L) = dout_bh (T, HS) v_bh^T ; dv_bh (L, HS) += Pd^T dout_bh */
         conv_rows(pa, dout + off, T, HS, C);
         pack_pairs(pb, v + off, L, HS, C, AT_NR, 0);
         small_gemm(dP, T, pa, 1, pb, T, L, HS, 0);
-        pack_pairs(pa, dp ? Pd : P, L, T, T, AT_MR, 1);
+        pack_pairs(pa, dp.on ? Pd : P, L, T, T, AT_MR, 1);
         pack_pairs(pb, dout + off, HS, T, C, AT_NR, 1);
         small_gemm(dv + off, C, pa, 0, pb, L, HS, T, 1);
         /* through dropout and softmax: dS = P * (dP - sum_j P dP) * scale */
@@ -547,7 +539,7 @@ TGT void cl_bf16_attention_backward(float *dq, float *dk, float *dv, float *scra
         for (int i = 0; i < T; i++) {
             float *g = dP + (size_t)i * T;
             const float *p = P + (size_t)i * T;
-            if (dp) drop_row(g, g, L, key, thr, ds, base + (uint64_t)i * T);
+            if (dp.on) drop_row(g, g, L, dp.key, dp.thr, dp.scale, base + (uint64_t)i * T);
             __m512 acc = _mm512_setzero_ps();
             for (int j = 0; j < L; j += 16) {
                 __mmask16 in = tail_mask(L - j);

@@ -350,11 +350,7 @@ void cl_attention_forward(float *out, float *att, float *scratch, const float *q
                           const int32_t *len, int B, int T, int NH, int HS, const cl_dropout *drop, int nthreads) {
     const int C = NH * HS;
     const float scale = 1.0f / sqrtf((float)HS);
-    const cl_dropout_plan dpl = cl_dropout_plan_of(drop);
-    const int dp = dpl.on;
-    const uint64_t key = dpl.key;
-    const uint32_t thr = dpl.thr;
-    const float ds = dpl.scale;
+    const cl_dropout_plan dp = cl_dropout_plan_of(drop);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
     for (int bh = 0; bh < B * NH; bh++) {
         const int b = bh / NH, h = bh % NH, L = len[b];
@@ -372,13 +368,13 @@ void cl_attention_forward(float *out, float *att, float *scratch, const float *q
             for (int j = L; j < T; j++) row[j] = 0.0f;
         }
         const float *Pd = P;
-        if (dp) {
+        if (dp.on) {
             float *D = P == tmp ? P : tmp; /* inference: drop in place; training: keep att pre-dropout */
             const uint64_t base = (uint64_t)bh * T * T;
             for (int i = 0; i < T; i++)
                 for (int j = 0; j < L; j++) {
                     uint64_t e = base + (uint64_t)i * T + j;
-                    D[(size_t)i * T + j] = drop_keep(key, thr, e) ? P[(size_t)i * T + j] * ds : 0.0f;
+                    D[(size_t)i * T + j] = drop_keep(dp.key, dp.thr, e) ? P[(size_t)i * T + j] * dp.scale : 0.0f;
                 }
             Pd = D;
         }
@@ -391,11 +387,7 @@ void cl_attention_backward(float *dq, float *dk, float *dv, float *scratch, cons
                            int NH, int HS, const cl_dropout *drop, int nthreads) {
     const int C = NH * HS;
     const float scale = 1.0f / sqrtf((float)HS);
-    const cl_dropout_plan dpl = cl_dropout_plan_of(drop);
-    const int dp = dpl.on;
-    const uint64_t key = dpl.key;
-    const uint32_t thr = dpl.thr;
-    const float ds = dpl.scale;
+    const cl_dropout_plan dp = cl_dropout_plan_of(drop);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
     for (int bh = 0; bh < B * NH; bh++) {
         const int b = bh / NH, h = bh % NH, L = len[b];
@@ -404,23 +396,24 @@ void cl_attention_backward(float *dq, float *dk, float *dv, float *scratch, cons
         const float *P = att + (size_t)bh * T * T;
         const size_t off = (size_t)b * T * C + (size_t)h * HS;
         const uint64_t base = (uint64_t)bh * T * T;
-        if (dp) {
+        if (dp.on) {
             for (int i = 0; i < T; i++)
                 for (int j = 0; j < L; j++) {
                     uint64_t e = base + (uint64_t)i * T + j;
-                    Pd[(size_t)i * T + j] = drop_keep(key, thr, e) ? P[(size_t)i * T + j] * ds : 0.0f;
+                    Pd[(size_t)i * T + j] = drop_keep(dp.key, dp.thr, e) ? P[(size_t)i * T + j] * dp.scale : 0.0f;
                 }
         }
         /* dPd (T, L) = dout_bh (T, HS) v_bh^T ; dv_bh (L, HS) += Pd^T dout_bh */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, L, HS, 1.0f, dout + off, C, v + off, C, 0.0f, dP, T);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L, HS, T, 1.0f, dp ? Pd : P, T, dout + off, C, 1.0f,
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L, HS, T, 1.0f, dp.on ? Pd : P, T, dout + off, C, 1.0f,
                     dv + off, C);
         /* through dropout and softmax: dS = P * (dP - sum_j P dP) * scale */
         for (int i = 0; i < T; i++) {
             float *g = dP + (size_t)i * T;
             const float *p = P + (size_t)i * T;
-            if (dp) {
-                for (int j = 0; j < L; j++) g[j] = drop_keep(key, thr, base + (uint64_t)i * T + j) ? g[j] * ds : 0.0f;
+            if (dp.on) {
+                for (int j = 0; j < L; j++)
+                    g[j] = drop_keep(dp.key, dp.thr, base + (uint64_t)i * T + j) ? g[j] * dp.scale : 0.0f;
             }
             float dot = 0.0f;
             for (int j = 0; j < L; j++) dot += p[j] * g[j];

@@ -516,10 +516,7 @@ static int write_trainer_state(const cl_tctx *c, const char *path, const cl_trai
 int cl_run_save_resume_checkpoint(cl_tctx *c, const char *run_dir, const cl_train_pos *pos, cl_error *err) {
     char dir[4200], path[4400], prev[4300] = "";
     int64_t prev_step = -1;
-    if (!cl_train_latest_checkpoint(run_dir, prev, sizeof prev, &prev_step, &(cl_error){0})) {
-    } else {
-        prev[0] = 0;
-    }
+    if (cl_train_latest_checkpoint(run_dir, prev, sizeof prev, &prev_step, &(cl_error){0})) prev[0] = 0;
     snprintf(dir, sizeof dir, "%s/checkpoint-%lld", run_dir, (long long)pos->step);
     /* a leftover of an earlier attempt at this step loses its marker first: it is rewritten from scratch */
     snprintf(path, sizeof path, "%s/COMPLETE", dir);

@@ -371,7 +371,7 @@ int cl_train_run(const cl_train_opts *opts, cl_train_result *res, cl_error *err)
     double t_start = cl_now();
     cl_tctx *c = calloc(1, sizeof *c);
     if (!c) return cl_errf(err, CL_ENOMEM, "out of memory");
-    static char rstr[16384];
+    char rstr[16384]; /* the strings of a resumed run's options (run.json) */
     cl_train_opts ro;
     int rc = 0;
     if (opts->resume) {
