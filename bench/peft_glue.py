@@ -10,6 +10,7 @@ checkpoint, wall time and training examples/s (time in training steps only, as c
 
 usage: /usr/bin/python3 bench/peft_glue.py --model DIR --task SST-2|RTE --data GLUE_DIR [--steps N] [--lr LR]
                                            [--seed S] [--eval-every N] [--max-eval N] [--threads K]
+                                           [--train-pooler 0|1]
 """
 import argparse
 import copy
@@ -77,6 +78,8 @@ def main():
     ap.add_argument("--eval-every", type=int, default=400)
     ap.add_argument("--max-eval", type=int, default=2000)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--train-pooler", type=int, choices=[0, 1], default=0,
+                    help="1: modules_to_save also 'pooler' (BERT's pooler.dense, as condlora train --train-pooler 1)")
     ap.add_argument("--pad", choices=["longest", "max"], default="longest",
                     help="longest: dynamic padding (each batch to its longest member); max: every input padded to "
                          "--max-length, as the paper's reference code does with 512")
@@ -96,7 +99,8 @@ def main():
 
     tok = AutoTokenizer.from_pretrained(args.model)
     base = AutoModelForSequenceClassification.from_pretrained(args.model, num_labels=len(TASKS[args.task][3]))
-    cfg = LoraConfig(r=8, lora_alpha=8, lora_dropout=0.0, target_modules=["query", "value"], task_type="SEQ_CLS")
+    cfg = LoraConfig(r=8, lora_alpha=8, lora_dropout=0.0, target_modules=["query", "value"], task_type="SEQ_CLS",
+                     modules_to_save=["classifier", "pooler"] if args.train_pooler else None)
     model = get_peft_model(base, cfg)
     params = [p for p in model.parameters() if p.requires_grad]
     n_train = sum(p.numel() for p in params)
@@ -127,7 +131,7 @@ def main():
                 if acc > best:
                     best = acc
                     best_state = copy.deepcopy({k: v for k, v in model.state_dict().items() if "lora" in k
-                                                or "classifier" in k})
+                                                or "classifier" in k or "pooler" in k})
             if step >= args.steps:
                 break
         epoch += 1
@@ -140,7 +144,7 @@ def main():
                       "trainable": n_train, "dev_best_acc": round(best, 4), "test_acc": round(test_acc, 4),
                       "wall_s": round(wall, 1), "train_s": round(wall - eval_s, 1),
                       "train_examples_per_s": round(seen / (wall - eval_s), 1), "threads": args.threads,
-                      "pad": args.pad, "max_length": args.max_length,
+                      "pad": args.pad, "max_length": args.max_length, "train_pooler": args.train_pooler,
                       "torch": torch.__version__}))
 
 

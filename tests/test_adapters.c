@@ -73,7 +73,7 @@ TEST(param_counts_roberta_base) {
         CHECK(rc == 0, "%s", err.msg);
         if (rc) continue;
         CHECK(cl_adapter_register(ad, &p, &err) == 0, "%s", err.msg);
-        CHECK(cl_head_register(&p, &m, &hp, &err) == 0, "%s", err.msg);
+        CHECK(cl_head_register(&p, &m, 0, &hp, &err) == 0, "%s", err.msg);
         CHECK(p.count[CL_PART_ADAPTER] == want[i], "%s: %llu adapter parameters", cl_method_names[i],
               (unsigned long long)p.count[CL_PART_ADAPTER]);
         CHECK(p.count[CL_PART_HEAD] == 592130, "head %llu", (unsigned long long)p.count[CL_PART_HEAD]);

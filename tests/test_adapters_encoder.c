@@ -97,6 +97,9 @@ static void rig_free(rig *g) {
     memset(g, 0, sizeof *g);
 }
 
+/* 1: the BERT head trains its pooler too (condlora train --train-pooler 1) */
+static int g_train_pooler = 0;
+
 /* loads DIR with dropout 0; o == NULL: no adapter (head only) */
 static int rig_make(rig *g, const char *dir, const cl_adapter_opts *o, uint64_t seed) {
     memset(g, 0, sizeof *g);
@@ -109,7 +112,7 @@ static int rig_make(rig *g, const char *dir, const cl_adapter_opts *o, uint64_t 
     g->m.cfg.hidden_dropout = g->m.cfg.attention_dropout = 0.0f;
     g->m.cfg.classifier_dropout = -1.0f;
     if (o && (cl_adapter_create(&g->ad, o, &g->m, &err) || cl_adapter_register(g->ad, &g->p, &err))) goto fail;
-    if (cl_head_register(&g->p, &g->m, &g->hp, &err) || cl_params_alloc(&g->p, &err)) goto fail;
+    if (cl_head_register(&g->p, &g->m, g_train_pooler, &g->hp, &err) || cl_params_alloc(&g->p, &err)) goto fail;
     if (g->ad && cl_adapter_bind(g->ad, &g->p, &err)) goto fail;
     cl_head_bind(&g->p, &g->m, &g->hp, &g->hg);
     if (g->ad) cl_adapter_init(g->ad, seed);
@@ -357,6 +360,11 @@ static void fd_case(const char *what, const char *dir, const cl_adapter_opts *o,
         CHECK(rel1 > FD_TOL, "%s: %s: a 1%% gradient error would pass (%.3g)", what, t->name, rel1);
     }
     CHECK(kinds[CL_PART_ADAPTER] > 0 && kinds[CL_PART_HEAD] > 0, "%s: adapter and head tensors checked", what);
+    if (g_train_pooler) {
+        int pooler = 0;
+        for (int k = 0; k < g.p.n; k++) pooler += strstr(g.p.t[k].name, "bert.pooler.dense.") != NULL;
+        CHECK(pooler == 2, "%s: pooler weight and bias checked (%d)", what, pooler);
+    }
     CHECK(o->method != CL_METHOD_SALORA || kinds[CL_PART_GATE] > 0, "%s: gates checked", what);
     /* the loss after the perturbations is the loss before (parameters restored, CondLoRA re-materialised) */
     double L1 = rig_loss(&g, 0, NULL, NULL);
@@ -372,6 +380,12 @@ static void fd_method(const char *dir, const char *tag) {
     o.r = 3, o.alpha = 6, o.target_modules = "query,value,intermediate.dense,output.dense";
     snprintf(what, sizeof what, "%s lora", tag);
     fd_case(what, dir, &o, 1e-2);
+    if (!strcmp(tag, "bert")) { /* the pooler trained with the classifier */
+        g_train_pooler = 1;
+        snprintf(what, sizeof what, "%s lora + pooler", tag);
+        fd_case(what, dir, &o, 1e-2);
+        g_train_pooler = 0;
+    }
 
     cl_adapter_opts_default(&o, CL_METHOD_CONDLORA);
     o.r = 3, o.alpha = 6, o.target_modules = "query,key,value,attention.output.dense";

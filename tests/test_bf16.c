@@ -297,7 +297,7 @@ static int rig_new(rig *g, cl_method method, const char *targets, int bf16, cl_e
     cl_params_init(&g->p);
     int rc = cl_adapter_create(&g->ad, &ao, &g->m, e);
     if (!rc) rc = cl_adapter_register(g->ad, &g->p, e);
-    if (!rc) rc = cl_head_register(&g->p, &g->m, &g->hp, e);
+    if (!rc) rc = cl_head_register(&g->p, &g->m, 0, &g->hp, e);
     if (!rc) rc = cl_params_alloc(&g->p, e);
     if (!rc) rc = cl_adapter_bind(g->ad, &g->p, e);
     if (rc) return rc;

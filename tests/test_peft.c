@@ -436,7 +436,7 @@ static void roundtrip(cl_method method, const char *layers, int zero_module, con
     if (!rc) rc = cl_st_writer_save(w, p, &err);
     cl_st_writer_free(w);
     snprintf(p, sizeof p, "%s/adapter_config.json", dir);
-    if (!rc) rc = cl_peft_write_config(p, ad, "tests/data/peft/bert", &err);
+    if (!rc) rc = cl_peft_write_config(p, ad, "tests/data/peft/bert", 0, &err);
     CHECK(rc == 0, "%s: %s", tag, err.msg);
     char *txt = read_text(p);
     CHECK(txt && strstr(txt, want1) && (!want2 || strstr(txt, want2)), "%s: config lacks '%s' / '%s':\n%s", tag,
@@ -492,7 +492,7 @@ TEST(write_config_list_form) {
     int rc = make_adapter(&ad, &o, &m, &P, &err);
     char p[400];
     snprintf(p, sizeof p, "%s/cfg_list.json", TMP);
-    if (!rc) rc = cl_peft_write_config(p, ad, "base", &err);
+    if (!rc) rc = cl_peft_write_config(p, ad, "base", 0, &err);
     CHECK(rc == 0, "%s", err.msg);
     char *t = read_text(p);
     CHECK(t && strstr(t, "\"target_modules\":\t[\"query\", \"value\"]") && strstr(t, "\"layers_to_transform\":\t[1]") &&

@@ -36,6 +36,8 @@ static void usage(FILE *f) {
             "                       be given); same thread count = the same losses and bytes as a run never stopped\n"
             "  --precision fp32|bf16  bf16: the encoder's frozen linear layers in bf16 with fp32 accumulation\n"
             "                       (AVX512_BF16 CPUs); adapters, head and optimizer stay fp32 (default fp32)\n"
+            "  --train-pooler 0|1   BERT: train pooler.dense with the classifier (PEFT modules_to_save \"pooler\"),\n"
+            "                       the counterpart of RoBERTa's classifier.dense; --preset paper sets 1 (default 0)\n"
             "  --condlora-form released|paper   B_l = W ThB^T (released code, default) or W^T ThB^T (Eq. 6)\n"
             "  --condlora-use-x 0|1|2           the released code's input-conditioned variants (0 = none)\n"
             "  --quiet              no progress lines\n"
@@ -78,7 +80,7 @@ int cmd_train(int argc, char **argv) {
         {"mega", 1, 0, 0},       {"log-every", 1, 0, 0},  {"max-train", 1, 0, 0},    {"max-eval", 1, 0, 0},
         {"quiet", 0, 0, 0},      {"help", 0, 0, 'h'},     {"save-every", 1, 0, 0},   {"save-limit", 1, 0, 0},
         {"stop-after", 1, 0, 0}, {"resume", 1, 0, 0},     {"precision", 1, 0, 0},
-        {"condlora-form", 1, 0, 0}, {"condlora-use-x", 1, 0, 0}, {0, 0, 0, 0}};
+        {"condlora-form", 1, 0, 0}, {"condlora-use-x", 1, 0, 0}, {"train-pooler", 1, 0, 0}, {0, 0, 0, 0}};
     const char *not_with_resume = NULL;
     /* first pass: method and task (the preset and the adapter defaults depend on them) */
     const char *method = "condlora";
@@ -138,6 +140,7 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(n, "save-limit")) { bad = parse_i(n, a, 0, 1000000, &v); o.save_limit = (int)v; }
         else if (!strcmp(n, "stop-after")) { bad = parse_i(n, a, 1, 1LL << 40, &v); o.stop_after = v; }
         else if (!strcmp(n, "resume")) o.resume = a;
+        else if (!strcmp(n, "train-pooler")) { bad = parse_i(n, a, 0, 1, &v); o.train_pooler = (int)v; }
         else if (!strcmp(n, "condlora-use-x")) { bad = parse_i(n, a, 0, 2, &v); o.ad.condlora_use_x = (int)v; }
         else if (!strcmp(n, "condlora-form")) {
             if (strcmp(a, "released") && strcmp(a, "paper")) {

@@ -470,7 +470,13 @@ void cl_adapter_rank_report(const cl_adapter *ad, FILE *f) {
 
 
 /* ---- head ---------------------------------------------------------------------------------------------------- */
-int cl_head_register(cl_params *p, const cl_model *model, cl_head_params *h, cl_error *err) {
+cl_linear *cl_head_dense(cl_model *model) {
+    if (model->head == CL_HEAD_ROBERTA) return model->head_dense.w ? &model->head_dense : NULL;
+    if (model->head == CL_HEAD_BERT) return model->pooler.w ? &model->pooler : NULL;
+    return NULL;
+}
+
+int cl_head_register(cl_params *p, const cl_model *model, int train_pooler, cl_head_params *h, cl_error *err) {
     memset(h, 0, sizeof *h);
     const cl_linear *dn = &model->head_dense, *ou = &model->head_out;
     if (model->head == CL_HEAD_NONE || !ou->w)
@@ -492,6 +498,17 @@ int cl_head_register(cl_params *p, const cl_model *model, cl_head_params *h, cl_
         if (cl_params_add(p, "base_model.model.classifier.out_proj.bias", 1, &s, CL_PART_HEAD, 0, &h->off[3], err))
             return -1;
     } else {
+        if (train_pooler) {
+            const cl_linear *pl = &model->pooler;
+            if (!pl->w) return cl_errf(err, CL_EMISSING, "head: the BERT pooler is missing");
+            int64_t sp[2] = {pl->d_out, pl->d_in};
+            if (cl_params_add(p, "base_model.model.bert.pooler.dense.weight", 2, sp, CL_PART_HEAD, 1, &h->off[0], err))
+                return -1;
+            s = pl->d_out;
+            if (cl_params_add(p, "base_model.model.bert.pooler.dense.bias", 1, &s, CL_PART_HEAD, 0, &h->off[1], err))
+                return -1;
+            h->present[0] = h->present[1] = 1;
+        }
         int64_t so[2] = {ou->d_out, ou->d_in};
         if (cl_params_add(p, "base_model.model.classifier.weight", 2, so, CL_PART_HEAD, 1, &h->off[2], err))
             return -1;
@@ -504,7 +521,7 @@ int cl_head_register(cl_params *p, const cl_model *model, cl_head_params *h, cl_
 
 void cl_head_bind(cl_params *p, cl_model *model, const cl_head_params *h, cl_head_grads *g) {
     memset(g, 0, sizeof *g);
-    cl_linear *lins[2] = {&model->head_dense, &model->head_out};
+    cl_linear *lins[2] = {model->head == CL_HEAD_BERT ? &model->pooler : &model->head_dense, &model->head_out};
     float **gp[4] = {&g->dense_w, &g->dense_b, &g->out_w, &g->out_b};
     for (int i = 0; i < 4; i++) {
         if (!h->present[i]) continue;

@@ -156,12 +156,16 @@ void cl_adapter_module_path(const cl_model *model, int layer, cl_module m, char 
 
 /* ---- classification head in the trainable buffer ---------------------------------------------------------
  * PEFT 0.10 SEQ_CLS trains modules_to_save = {"classifier", "score"}: RoBERTa classifier.dense + out_proj, BERT
- * classifier (= head_out); the BERT pooler stays frozen. */
+ * classifier (= head_out); the BERT pooler stays frozen unless train_pooler (PEFT modules_to_save "pooler", saved as
+ * base_model.model.bert.pooler.dense.weight / .bias): BERT's pooler dense + tanh + classifier is the same head as
+ * RoBERTa's classifier.dense + tanh + out_proj, which the paper trains. train_pooler is ignored for RoBERTa. */
 typedef struct {
     int present[4];        /* dense.w, dense.b, out.w, out.b */
     size_t off[4];
 } cl_head_params;
-int cl_head_register(cl_params *p, const cl_model *model, cl_head_params *h, cl_error *err);
+int cl_head_register(cl_params *p, const cl_model *model, int train_pooler, cl_head_params *h, cl_error *err);
+/* The head's dense layer: RoBERTa classifier.dense, BERT pooler.dense (NULL when absent). */
+cl_linear *cl_head_dense(cl_model *model);
 /* Copies the model's head values into P and re-points model->head_dense / head_out at P, so the optimizer updates
  * them in place; fills the gradient pointers the encoder accumulates into. */
 void cl_head_bind(cl_params *p, cl_model *model, const cl_head_params *h, cl_head_grads *g);

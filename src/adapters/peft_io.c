@@ -398,7 +398,8 @@ void cl_peft_free(cl_peft *pf) {
     if (!pf) return;
     cl_adapter_free(pf->ad); /* unmerges */
     if (pf->has_head && pf->model) {
-        pf->model->head_dense.w = pf->saved_head[0], pf->model->head_dense.b = pf->saved_head[1];
+        cl_linear *dn = cl_head_dense(pf->model);
+        if (dn) dn->w = pf->saved_head[0], dn->b = pf->saved_head[1];
         pf->model->head_out.w = pf->saved_head[2], pf->model->head_out.b = pf->saved_head[3];
     }
     cl_params_free(&pf->P);
@@ -582,7 +583,11 @@ int cl_peft_load(cl_peft **out, const char *dir, cl_model *model, cl_error *err)
     if ((rc = cl_adapter_register(pf->ad, &pf->P, err))) goto fail;
     /* the head, when the file has one */
     int file_rows = head_out_rows(ft, st.n), head_tensors = 0;
-    for (int i = 0; i < st.n; i++) head_tensors += !strncmp(ft[i].name, PFX "classifier.", PFX_LEN + 11);
+    int pooler_tensors = 0; /* a BERT head trained with its pooler (modules_to_save "pooler") */
+    for (int i = 0; i < st.n; i++) {
+        head_tensors += !strncmp(ft[i].name, PFX "classifier.", PFX_LEN + 11);
+        pooler_tensors += !strncmp(ft[i].name, PFX "bert.pooler.", PFX_LEN + 12);
+    }
     if (head_tensors) {
         if (model->head == CL_HEAD_NONE) {
             rc = cl_errf(err, CL_EINVAL, "%s: the adapter carries a classification head (%d labels) but the base model "
@@ -595,13 +600,15 @@ int cl_peft_load(cl_peft **out, const char *dir, cl_model *model, cl_error *err)
                          file_rows);
             goto fail;
         }
-        if ((rc = cl_head_register(&pf->P, model, &pf->head, err))) goto fail;
+        if ((rc = cl_head_register(&pf->P, model, pooler_tensors && model->head == CL_HEAD_BERT, &pf->head, err)))
+            goto fail;
     }
     if ((rc = cl_params_alloc(&pf->P, err))) goto fail;
     if ((rc = cl_adapter_bind(pf->ad, &pf->P, err))) goto fail;
     if (head_tensors) {
         cl_head_grads g;
-        pf->saved_head[0] = model->head_dense.w, pf->saved_head[1] = model->head_dense.b;
+        const cl_linear *dn = cl_head_dense(model);
+        pf->saved_head[0] = dn ? dn->w : NULL, pf->saved_head[1] = dn ? dn->b : NULL;
         pf->saved_head[2] = model->head_out.w, pf->saved_head[3] = model->head_out.b;
         pf->has_head = 1;
         cl_head_bind(&pf->P, model, &pf->head, &g);
@@ -719,7 +726,8 @@ static void rx_escape(const char *s, char *out, size_t n) {
     out[o] = 0;
 }
 
-int cl_peft_write_config(const char *path, const cl_adapter *ad, const char *base_model, cl_error *err) {
+int cl_peft_write_config(const char *path, const cl_adapter *ad, const char *base_model, int train_pooler,
+                         cl_error *err) {
     const cl_adapter_opts *a = &ad->o;
     const cl_model *model = ad->model;
     const int L = ad->L, NM = L * CL_MOD_COUNT;
@@ -796,6 +804,7 @@ int cl_peft_write_config(const char *path, const cl_adapter *ad, const char *bas
     cJSON *ms = cJSON_AddArrayToObject(j, "modules_to_save");
     cJSON_AddItemToArray(ms, cJSON_CreateString("classifier"));
     cJSON_AddItemToArray(ms, cJSON_CreateString("score"));
+    if (train_pooler && model->head == CL_HEAD_BERT) cJSON_AddItemToArray(ms, cJSON_CreateString("pooler"));
     {
         /* PEFT: rank_pattern / alpha_pattern keys K match a module when re.match(".*\.K$", name) */
         cJSON *rp = cJSON_AddObjectToObject(j, "rank_pattern"), *ap = cJSON_AddObjectToObject(j, "alpha_pattern");

@@ -78,6 +78,8 @@ struct cJSON;
 struct cJSON *cl_adapter_opts_json(const cl_adapter_opts *a);
 
 /* Writes PATH (adapter_config.json, atomically) for the adapter AD; base_model is base_model_name_or_path. */
-int cl_peft_write_config(const char *path, const cl_adapter *ad, const char *base_model, cl_error *err);
+/* train_pooler: a BERT head trained with its pooler; modules_to_save then lists "pooler" too */
+int cl_peft_write_config(const char *path, const cl_adapter *ad, const char *base_model, int train_pooler,
+                         cl_error *err);
 
 #endif

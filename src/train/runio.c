@@ -71,6 +71,7 @@ int cl_run_write_json(const cl_tctx *c, const char *path, const cl_train_result 
     cJSON_AddNumberToObject(op, "save_every", (double)o->save_every);
     cJSON_AddNumberToObject(op, "save_limit", o->save_limit);
     cJSON_AddStringToObject(op, "precision", o->bf16 ? "bf16" : "fp32");
+    cJSON_AddNumberToObject(op, "train_pooler", o->train_pooler);
     cJSON_AddItemToObject(op, "adapter", cl_adapter_opts_json(&o->ad));
     cJSON *v = cJSON_AddObjectToObject(r, "versions");
     cJSON_AddStringToObject(v, "condlora", CONDLORA_VERSION);
@@ -181,6 +182,8 @@ int cl_run_read_opts(const char *path, cl_train_opts *o, char *buf, size_t left,
     /* written since --precision exists: optional, fp32 when absent */
     cJSON *prec = cJSON_GetObjectItemCaseSensitive(op, "precision");
     if (cJSON_IsString(prec) && !bad && cl_precision_parse(prec->valuestring, &o->bf16, err)) bad = 1;
+    /* written since --train-pooler exists: optional, 0 when absent */
+    if (!jnum(op, "train_pooler", &v)) o->train_pooler = v != 0;
     NUM(ad, "r", o->ad.r, int);
     NUM(ad, "alpha", o->ad.alpha, float);
     NUM(ad, "dropout", o->ad.dropout, float);
@@ -253,7 +256,7 @@ int cl_run_save_checkpoint(cl_tctx *c, const char *dir, int64_t step, const cl_m
     cl_st_writer_free(w);
     if (rc) return rc;
     snprintf(path, sizeof path, "%s/adapter_config.json", dir);
-    return cl_peft_write_config(path, c->ad, c->o.model_dir, err);
+    return cl_peft_write_config(path, c->ad, c->o.model_dir, c->o.train_pooler, err);
 }
 
 int cl_run_load_state(cl_tctx *c, const char *dir, cl_error *err) {

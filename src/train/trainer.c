@@ -71,6 +71,7 @@ int cl_train_apply_paper_preset(cl_train_opts *o, cl_error *err) {
     o->ad.target_modules = "query,value";
     o->eval_every = -1; /* decided from the epoch size: cl_paper_eval_every */
     o->protocol = CL_PROTOCOL_PAPER;
+    o->train_pooler = 1; /* BERT: pooler + classifier = RoBERTa's trained classification head */
     return 0;
 }
 
@@ -246,7 +247,7 @@ static int tctx_setup(cl_tctx *c, const cl_train_opts *o, int need_out, int tok_
     /* adapter + head in one trainable buffer */
     cl_params_init(&c->P);
     if ((rc = cl_adapter_create(&c->ad, &o->ad, &c->model, err))) return cl_err_prefix(err, "adapter options"), rc;
-    if ((rc = cl_adapter_register(c->ad, &c->P, err)) || (rc = cl_head_register(&c->P, &c->model, &c->hp, err)) ||
+    if ((rc = cl_adapter_register(c->ad, &c->P, err)) || (rc = cl_head_register(&c->P, &c->model, o->train_pooler, &c->hp, err)) ||
         (rc = cl_params_alloc(&c->P, err)) || (rc = cl_adapter_bind(c->ad, &c->P, err)))
         return rc;
     cl_head_bind(&c->P, &c->model, &c->hp, &c->hg);

@@ -65,6 +65,9 @@ typedef struct {
     int bf16;                  /* --precision bf16: the encoder's frozen linear layers in bf16 with fp32 accumulation
                                   (model/gemm_bf16.h); adapters, head and optimizer stay fp32. 0: fp32 (default).
                                   run.json options.precision records it ("fp32" when absent) */
+    int train_pooler;          /* BERT heads: train pooler.dense too (PEFT modules_to_save "pooler"); BERT's pooler +
+                                  classifier is RoBERTa's classifier.dense + out_proj, the head the paper trains, so
+                                  the paper preset sets it. Ignored for RoBERTa. run.json options.train_pooler */
 } cl_train_opts;
 
 void cl_train_opts_default(cl_train_opts *o);

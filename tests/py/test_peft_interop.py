@@ -6,9 +6,10 @@ In a temporary directory: a tiny random BERT (hidden 32, 2 layers, the 378-token
 tests/data/tokenizer) and tiny GLUE-format SST-2 and STS-B data. Then:
   1. `condlora train` a few steps with --method lora, condlora, salora, adalora (and lora on STS-B); RUN/best is loaded by
      PeftModel.from_pretrained on AutoModelForSequenceClassification of the same base directory, and PEFT's logits
-     on the dev sentences must equal `condlora predict --adapter RUN` (max |diff| <= 1e-4);
-  2. a PEFT LoRA adapter trained a few AdamW steps in Python (query, value, intermediate.dense with a rank_pattern)
-     and saved by PeftModel.save_pretrained: `condlora predict --adapter` reproduces PEFT's logits;
+     on the dev sentences must equal `condlora predict --adapter RUN` (max |diff| <= 1e-4); a run with
+     --train-pooler 1 lists "pooler" in modules_to_save, saves a pooler that moved, and PEFT gives the same logits;
+  2. a PEFT LoRA adapter trained a few AdamW steps in Python (query, value, intermediate.dense with a rank_pattern,
+     modules_to_save pooler) and saved by PeftModel.save_pretrained: `condlora predict --adapter` reproduces PEFT's logits;
   3. `condlora merge`: AutoModelForSequenceClassification.from_pretrained(OUT) loads every tensor (no missing or
      unexpected keys) and gives the same logits; the STS-B merge is a regression model;
   4. `condlora predict --format glue --task ...` writes GLUE submission files.
@@ -261,12 +262,35 @@ def main():
             compare(f"{method} run ({task}): predict --task reads the dev file by column name",
                     ours and parse_logits(ours), theirs)
 
+        # 1b. a BERT head trained with its pooler (--train-pooler 1): modules_to_save lists "pooler", PEFT loads it
+        out = os.path.join(tmp, "run_lora_pooler")
+        if run(["train", "--task", "SST-2", "--method", "lora", "--out", out, "--train-pooler", "1"] + common,
+               "condlora train --train-pooler 1") is not None:
+            best = os.path.join(out, "best")
+            with open(os.path.join(best, "adapter_config.json")) as f:
+                mts = json.load(f).get("modules_to_save") or []
+            check("pooler" in mts and "classifier" in mts, "--train-pooler 1: modules_to_save lists pooler",
+                  f"modules_to_save {mts}")
+            with safe_open(os.path.join(best, "adapter_model.safetensors"), "pt") as f:
+                pw = f.get_tensor("base_model.model.bert.pooler.dense.weight") \
+                    if "base_model.model.bert.pooler.dense.weight" in f.keys() else None
+            pm = peft_model(base, best, 2, tmp)
+            w0 = AutoModelForSequenceClassification.from_pretrained(base, num_labels=2).bert.pooler.dense.weight
+            check(pw is not None and (pw - w0).abs().max().item() > 1e-4,
+                  "--train-pooler 1: the saved pooler moved from the base model's",
+                  "no pooler tensor" if pw is None else f"max |diff| {(pw - w0).abs().max().item():.3g}")
+            theirs = logits_of(pm, sst_batch)
+            ours = run(["predict", "--model", base, "--adapter", out, "--input", sst_dev, "--skip-header"],
+                       "predict --adapter (pooler run)")
+            compare("--train-pooler 1 run: condlora predict --adapter vs PEFT", ours and parse_logits(ours), theirs)
+
         # 2. a PEFT adapter trained in Python, read by condlora
         torch.manual_seed(11)
         model = get_peft_model(AutoModelForSequenceClassification.from_pretrained(base, num_labels=2),
                                LoraConfig(task_type=TaskType.SEQ_CLS, r=4, lora_alpha=8,
                                           target_modules=["query", "value", "intermediate.dense"],
-                                          rank_pattern={"layer.1.attention.self.query": 2}))
+                                          rank_pattern={"layer.1.attention.self.query": 2},
+                                          modules_to_save=["pooler"]))
         train = os.path.join(glue, "SST-2", "train.tsv")
         tb = encode(tok, read_tsv_column(train, 0))
         labels = torch.tensor([int(x) for x in read_tsv_column(train, 1)])
