@@ -410,6 +410,7 @@ static int exists(const char *run, const char *rel) {
  * (the stop falls inside the second epoch of 20 batches, so the data position matters) */
 TEST(resume_is_exact) {
     const cl_method methods[] = {CL_METHOD_LORA, CL_METHOD_CONDLORA, CL_METHOD_SALORA, CL_METHOD_ADALORA};
+    uint64_t head_h = 0;
     for (int mi = 0; mi < 4; mi++) {
         char a[400], b[400];
         snprintf(a, sizeof a, "%s/resume_%s_straight", ROOT, cl_method_names[methods[mi]]);
@@ -422,9 +423,15 @@ TEST(resume_is_exact) {
         o.eval_every = 4;
         o.save_every = 10;
         if (methods[mi] == CL_METHOD_SALORA) o.ad.salora_budget = 0.5f;
+        if (methods[mi] == CL_METHOD_CONDLORA) o.train_pooler = 1; /* the pooler's state resumes too */
         cl_error e = {0};
         cl_train_result r1, r2, r3;
         CHECK(cl_train_run(&o, &r1, &e) == 0, "%s: %s", cl_method_names[methods[mi]], e.msg);
+        /* the classifier has 2 H + 2 values (LoRA, the first run), the pooler H^2 + H more when trained */
+        if (mi == 0) head_h = (r1.n_head - 2) / 2;
+        uint64_t want_head = 2 * head_h + 2 + (o.train_pooler ? head_h * head_h + head_h : 0);
+        CHECK(r1.n_head == want_head, "%s: head parameters %llu, expected %llu", cl_method_names[methods[mi]],
+              (unsigned long long)r1.n_head, (unsigned long long)want_head);
         o.out_dir = b;
         o.stop_after = 13;
         CHECK(cl_train_run(&o, &r2, &e) == 0, "%s", e.msg);
