@@ -8,7 +8,8 @@
 # condlora also runs with --precision bf16 (AVX512_BF16 CPUs; issue 9's goal: training >= 2.5x and inference >= 2x
 # PyTorch fp32, peak RSS <= 0.6x): its tokens/s, ratio to PyTorch and peak RSS are the last three columns.
 # Env: BATCH, SEQ, STEPS (default 16, 128, 5), THREADS (default "1 2"), CONFIG (roberta-base, or a config.json
-# such as all-MiniLM-L6-v2's), METHOD (none; lora: LoRA r 8 on query, value in both, PEFT for PyTorch).
+# such as all-MiniLM-L6-v2's), METHOD (none; lora: LoRA r 8 on query, value in both, PEFT for PyTorch;
+# condlora: CondLoRA r 8 on query, value in both, the released code's form in plain PyTorch).
 set -u
 cd "$(dirname "$0")/.."
 BIN=${CL_BIN:-build/condlora}

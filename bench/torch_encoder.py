@@ -3,11 +3,13 @@
 (or the architecture of --config CONFIG.json, e.g. all-MiniLM-L6-v2's BERT), batch B x sequence T, either a
 training step with only the classification head trainable (requires_grad False elsewhere, dropout 0.1 active:
 forward + loss + backward) -- with --method lora also PEFT LoRA r = alpha = 8 on query, value, as issue 9 measures
--- or inference under torch.no_grad(). Warm-up, then the median of N steps. Prints one JSON line with the same keys
+-- with --method condlora the released code's CondLoRA (one linear map per module type, shared by all layers,
+A_l = linA(W_l).T, B_l = linB(W_l), METHODS.md 2) on query, value, written here in plain PyTorch as the reference
+code does -- or inference under torch.no_grad(). Warm-up, then the median of N steps. Prints one JSON line with the same keys
 as `condlora bench`.
 
 usage: /usr/bin/python3 bench/torch_encoder.py --mode train|infer --threads K [--batch 16 --seq 128 --steps 5]
-                                               [--method none|lora] [--config roberta-base|CONFIG.json]
+                                               [--method none|lora|condlora] [--config roberta-base|CONFIG.json]
 """
 import argparse
 import json
@@ -20,6 +22,32 @@ import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, RobertaConfig, RobertaForSequenceClassification
 
 
+class CondLoRALinear(torch.nn.Module):
+    """y = base(x) + s (x A^T) B^T with A = lin_a(W).T (r x d) and B = lin_b(W) (d x r) from the frozen W."""
+
+    def __init__(self, base, lin_a, lin_b, scale):
+        super().__init__()
+        self.base, self.lin_a, self.lin_b, self.scale = base, lin_a, lin_b, scale
+
+    def forward(self, x):
+        w = self.base.weight
+        return self.base(x) + self.scale * (x @ self.lin_a(w)) @ self.lin_b(w).T
+
+
+def add_condlora(model, d, r, alpha):
+    maps = {}
+    for m in ("query", "value"):
+        lin_a, lin_b = torch.nn.Linear(d, r, bias=False), torch.nn.Linear(d, r, bias=False)
+        torch.nn.init.zeros_(lin_b.weight)  # ThB = 0 (lin_a keeps nn.Linear's kaiming-uniform a = sqrt 5)
+        maps[m] = (lin_a, lin_b)
+    model.condlora_maps = torch.nn.ModuleList([x for pair in maps.values() for x in pair])
+    for mod in list(model.modules()):
+        for m in ("query", "value"):
+            child = getattr(mod, m, None)
+            if isinstance(child, torch.nn.Linear):
+                setattr(mod, m, CondLoRALinear(child, *maps[m], alpha / r))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mode", choices=["train", "infer"], default="train")
@@ -28,7 +56,7 @@ def main():
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--method", choices=["none", "lora"], default="none")
+    ap.add_argument("--method", choices=["none", "lora", "condlora"], default="none")
     ap.add_argument("--config", default="roberta-base")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -48,6 +76,8 @@ def main():
         from peft import LoraConfig, get_peft_model
         model = get_peft_model(model, LoraConfig(r=8, lora_alpha=8, lora_dropout=0.0, target_modules=["query", "value"],
                                                  task_type="SEQ_CLS"))
+    if a.method == "condlora":
+        add_condlora(model, cfg.hidden_size, r=8, alpha=8)
     ids = torch.randint(3, cfg.vocab_size, (a.batch, a.seq))
     mask = torch.ones_like(ids)
     labels = torch.randint(0, 2, (a.batch,))

@@ -5,6 +5,7 @@
 #
 # usage: scripts/glue_grid.sh [--out DIR] [--tasks "SST-2 STS-B ..."] [--methods "lora condlora"]
 #                             [--seeds "1 2 3"] [--threads K] [--data GLUE_DIR] [--model DIR]
+#                             [--precision fp32|bf16] [--train-pooler 0|1] [--extra "MORE TRAIN OPTIONS"]
 # Per-task settings (the same for both methods; batch 16, max length 128, r = alpha = 8 on query,value, warm-up
 # 10%, no weight decay) are in settings() below; they were chosen for this 22M-parameter model and a 2-core budget,
 # not taken from the paper (whose roberta-base runs take 60-100 epochs at length 512: --preset paper).
@@ -15,6 +16,9 @@ TASKS="SST-2 STS-B CoLA MRPC RTE"
 METHODS="lora condlora"
 SEEDS="1 2 3"
 THREADS=1
+PRECISION=fp32
+POOLER=1  # BERT's pooler + classifier = the RoBERTa head the paper trains (condlora train --train-pooler)
+EXTRA=""
 DATA=${CONDLORA_DATA:-$here/../shared/data/glue}
 MODEL=${CONDLORA_CACHE:-$HOME/.cache/condlora}/models/all-MiniLM-L6-v2
 BIN=${CONDLORA_BIN:-$here/build/condlora} # a frozen copy keeps a long grid on one build while you develop
@@ -27,7 +31,10 @@ while [ $# -gt 0 ]; do
     --threads) THREADS=$2; shift ;;
     --data) DATA=$2; shift ;;
     --model) MODEL=$2; shift ;;
-    -h|--help) sed -n 2,10p "$0"; exit 0 ;;
+    --precision) PRECISION=$2; shift ;;
+    --train-pooler) POOLER=$2; shift ;;
+    --extra) EXTRA=$2; shift ;;
+    -h|--help) sed -n 2,12p "$0"; exit 0 ;;
     *) echo "glue_grid.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -58,7 +65,7 @@ for task in $TASKS; do
             echo "== $task $m seed $s: condlora train $(settings "$task")"
             "$BIN" train --model "$MODEL" --task "$task" --data "$DATA" --method "$m" --out "$run" \
                 --seed "$s" --threads "$THREADS" --batch-size 16 --max-length 128 --log-every 50 \
-                $(settings "$task") > "$run.log" 2>&1 || { echo "glue_grid.sh: $run failed, see $run.log" >&2; exit 1; }
+                --precision "$PRECISION" --train-pooler "$POOLER" $(settings "$task") $EXTRA > "$run.log" 2>&1 || { echo "glue_grid.sh: $run failed, see $run.log" >&2; exit 1; }
             tail -n 3 "$run.log"
         done
     done
