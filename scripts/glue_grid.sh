@@ -43,10 +43,10 @@ done
 settings() { # the options of one task
     case "$1" in
     SST-2) echo "--max-steps 1200 --eval-every 400 --max-eval 2000 --lr 5e-4" ;;
-    STS-B) echo "--epochs 3 --lr 2e-3" ;;
-    CoLA)  echo "--epochs 3 --lr 1e-3" ;;
-    MRPC)  echo "--epochs 3 --lr 1e-3" ;;
-    RTE)   echo "--epochs 6 --lr 1e-3" ;;
+    STS-B) echo "--epochs 5 --lr 2e-3" ;;
+    CoLA)  echo "--epochs 6 --lr 1e-3" ;;
+    MRPC)  echo "--epochs 6 --lr 1e-3" ;;
+    RTE)   echo "--epochs 20 --lr 1e-3" ;;
     *)     echo "--epochs 3 --lr 1e-3" ;;
     esac
 }

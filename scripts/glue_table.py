@@ -65,6 +65,15 @@ def fmt(xs):
     return f"{100 * m:.2f} ± {100 * statistics.stdev(xs):.2f}"
 
 
+def settings(o):
+    """The options that differ between grids: budget, lr, precision, whether BERT's pooler was trained."""
+    budget = f"{int(o['max_steps'])} steps" if o.get("max_steps", 0) > 0 else f"{int(o['epochs'])} ep"
+    out = [budget, f"lr {o['lr']:.2g}", o.get("precision", "fp32")]
+    if o.get("train_pooler"):
+        out.append("pooler")
+    return ", ".join(out)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "glue"))
@@ -84,8 +93,8 @@ def main():
         return 1
     order = list(TASKS)
     print("| task | method | seeds | test metric (mean ± sd, %) | majority / mean baseline | wall s (mean) "
-          "| train ex/s (mean) | threads | trainable (adapter + head) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| train ex/s (mean) | threads | trainable (adapter + head) | settings |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     means = {}
     for (task, method) in sorted(groups, key=lambda k: (order.index(k[0]) if k[0] in order else 99, k[1])):
         rs = groups[(task, method)]
@@ -101,8 +110,9 @@ def main():
         exs = statistics.mean(r["result"]["examples_per_s"] for r in rs)
         tp = rs[0]["trainable_parameters"]
         seeds = ",".join(str(int(r["options"]["seed"])) for r in rs)
+        sets = " / ".join(sorted({settings(r["options"]) for r in rs}))  # more than one: a mixed group, shown
         print(f"| {task} | {method} | {seeds} | {'; '.join(cells)} | {bcell} | {wall:.0f} | {exs:.1f} "
-              f"| {rs[0]['options']['threads']} | {int(tp['adapter'])} + {int(tp['head'])} |")
+              f"| {rs[0]['options']['threads']} | {int(tp['adapter'])} + {int(tp['head'])} | {sets} |")
     print()
     print("per seed (seed: first metric):")
     for (task, method) in sorted(groups, key=lambda k: (order.index(k[0]) if k[0] in order else 99, k[1])):
@@ -111,6 +121,15 @@ def main():
         vals = ", ".join(f"{int(r['options']['seed'])}: {100 * r['result']['test'][n]:.2f}" for r in rs
                          if r["result"]["test"].get(n) is not None)
         print(f"  {task} {method} {n}: {vals}")
+    print()
+    print("worst seed - baseline (points; > 0: every seed beat the baseline):")
+    for (task, method) in sorted(groups, key=lambda k: (order.index(k[0]) if k[0] in order else 99, k[1])):
+        rs = groups[(task, method)]
+        base = baseline(a.data, task) or {}
+        for n in TASKS.get(task, (None, None, []))[2]:
+            xs = [r["result"]["test"][n] for r in rs if r["result"]["test"].get(n) is not None]
+            if xs and n in base:
+                print(f"  {task} {method} {n}: {100 * (min(xs) - base[n]):+.2f}")
     print()
     print("CondLoRA - LoRA (difference of the means, points):")
     for task in order:
