@@ -122,6 +122,16 @@ TEST(schedule_by_hand) {
     p = cl_paper_preset_find("sst2");
     CHECK(p && p->epochs == 60 && p->patience == 30 && p->lr_condlora == 4.1369967560273e-4);
     CHECK(cl_paper_preset_find("WNLI") == NULL);
+    /* the preset trains the whole head: RoBERTa's dense + out_proj, BERT's pooler + classifier */
+    cl_train_opts po;
+    cl_train_opts_default(&po);
+    CHECK(po.train_pooler == 0, "PEFT's default: the BERT pooler frozen");
+    po.task = "RTE";
+    po.ad.method = CL_METHOD_CONDLORA;
+    cl_error pe = {0};
+    CHECK(cl_train_apply_paper_preset(&po, &pe) == 0 && po.train_pooler == 1 && po.lr == (float)1.61750047409374e-4 &&
+              po.epochs == 100 && po.max_length == 512,
+          "%s", pe.msg);
 }
 
 TEST(learns_and_logs_schedule) {
