@@ -48,6 +48,20 @@ def read_tsv(path, task):
     return out
 
 
+def paper_split(train, rng):
+    """The paper protocol: train shuffled with rng, the first round(10%) held out for model selection -> (dev, rest)."""
+    perm = rng.permutation(len(train))
+    n_dev = int(math.floor(len(train) * 0.1 + 0.5))
+    return [train[i] for i in perm[:n_dev]], [train[i] for i in perm[n_dev:]]
+
+
+def warmup_linear(opt, steps, ratio=0.1):
+    """condlora's schedule: linear warm-up over ceil(ratio * steps) steps, then linear decay to 0 at `steps`."""
+    warm = math.ceil(ratio * steps)
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: s / max(1, warm) if s < warm else max(0.0, (steps - s) / max(1, steps - warm)))
+
+
 def batches(tok, exs, idx, bs, max_len, pad="longest"):
     for i in range(0, len(idx), bs):
         part = [exs[j] for j in idx[i:i + bs]]
@@ -87,7 +101,8 @@ def main():
                     help="longest: dynamic padding (each batch to its longest member); max: every input padded to "
                          "--max-length, as the paper's reference code does with 512")
     ap.add_argument("--targets", default="query,value", help="LoRA target modules, comma-separated")
-    ap.add_argument("--full", action="store_true", help="full fine-tuning: every weight trains, no adapter")
+    ap.add_argument("--full", action="store_true",
+                    help="full fine-tuning: every weight trains (the pooler too), no adapter; --targets is ignored")
     ap.add_argument("--speed-only", action="store_true",
                     help="no evaluation at all: only the training steps' examples/s (issue 9's protocol comparison)")
     args = ap.parse_args()
@@ -97,10 +112,8 @@ def main():
 
     train = read_tsv(os.path.join(args.data, args.task, "train.tsv"), args.task)
     test = read_tsv(os.path.join(args.data, args.task, "dev.tsv"), args.task)
-    perm = rng.permutation(len(train))
-    n_dev = int(math.floor(len(train) * 0.1 + 0.5))
-    dev = [train[i] for i in perm[:n_dev]][: args.max_eval]
-    train = [train[i] for i in perm[n_dev:]]
+    dev, train = paper_split(train, rng)
+    dev = dev[: args.max_eval]
 
     tok = AutoTokenizer.from_pretrained(args.model)
     base = AutoModelForSequenceClassification.from_pretrained(args.model, num_labels=len(TASKS[args.task][3]))
@@ -110,9 +123,7 @@ def main():
     params = [p for p in model.parameters() if p.requires_grad]
     n_train = sum(p.numel() for p in params)
     opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
-    warm = math.ceil(0.1 * args.steps)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: s / max(1, warm) if s < warm else max(0.0, (args.steps - s) / max(1, args.steps - warm)))
+    sched = warmup_linear(opt, args.steps)
 
     model.train()
     step, seen, best, best_state = 0, 0, -1.0, None

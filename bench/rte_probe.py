@@ -24,7 +24,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from peft_glue import read_tsv  # noqa: E402
+from peft_glue import paper_split, read_tsv, warmup_linear  # noqa: E402
 
 
 def main():
@@ -88,18 +88,13 @@ def main():
 
     from peft import LoraConfig, get_peft_model
     rng = np.random.default_rng(args.seed)
-    perm = rng.permutation(len(train))
-    n_dev = int(math.floor(len(train) * 0.1 + 0.5))
-    dev = [train[i] for i in perm[:n_dev]]
-    train = [train[i] for i in perm[n_dev:]]
+    dev, train = paper_split(train, rng)
     enc = get_peft_model(enc, LoraConfig(r=8, lora_alpha=8, lora_dropout=0.0, target_modules=["query", "value"]))
     head = torch.nn.Linear(4 * H, 2)
     params = [p for p in list(enc.parameters()) + list(head.parameters()) if p.requires_grad]
     steps = args.lora_epochs * math.ceil(len(train) / 16)
-    warm = math.ceil(0.1 * steps)
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: s / max(1, warm) if s < warm else max(0.0, (steps - s) / max(1, steps - warm)))
+    sched = warmup_linear(opt, steps)
 
     def accuracy(exs):
         enc.eval()
