@@ -23,7 +23,7 @@ static void shape_model(cl_model *m, cl_layer_weights *layers, int L, int H, int
             lin->d_out = k == CL_MOD_INTER ? F : H;
             lin->d_in = k == CL_MOD_OUT ? F : H;
         }
-    m->head = CL_HEAD_ROBERTA;
+    m->head = CL_HEAD_DENSE;
     m->head_dense = (cl_linear){dummy_w, dummy_w, H, H};
     m->head_out = (cl_linear){dummy_w, dummy_w, labels, H};
 }

@@ -183,8 +183,8 @@ TEST(attention_and_elementwise_vs_ops) {
         cl_error e = {0};
         float *s16 = cl_zalloc((size_t)nt * cl_bf16_attention_scratch(T, HS), 4, &e);
         cl_dropout d = {1234, 99, 0.3f};
-        cl_attention_forward(o32, a32, s32, q, k, v, len, Bb, T, NH, HS, &d, nt);
-        cl_bf16_attention_forward(o16, a16, s16, q, k, v, len, Bb, T, NH, HS, &d, nt);
+        cl_attention_forward(o32, a32, s32, q, k, v, NULL, len, Bb, T, NH, HS, &d, nt);
+        cl_bf16_attention_forward(o16, a16, s16, q, k, v, NULL, len, Bb, T, NH, HS, &d, nt);
         cl_attention_backward(dq32, dk32, dv32, s32, g, q, k, v, a32, len, Bb, T, NH, HS, &d, nt);
         cl_bf16_attention_backward(dq16, dk16, dv16, s16, g, q, k, v, a16, len, Bb, T, NH, HS, &d, nt);
         /* bf16 products: ~0.5% (2^-9 per rounded operand); a different dropout mask would differ by O(1) */
@@ -199,8 +199,8 @@ TEST(attention_and_elementwise_vs_ops) {
                     for (int j = len[b]; j < T; j++) zeros &= a16[(((size_t)b * NH + h) * T + i) * T + j] == 0.0f;
         CHECK(zeros, "masked keys");
         /* inference (att NULL, dropout off) */
-        cl_attention_forward(o32, NULL, s32, q, k, v, len, Bb, T, NH, HS, NULL, nt);
-        cl_bf16_attention_forward(o16, NULL, s16, q, k, v, len, Bb, T, NH, HS, NULL, nt);
+        cl_attention_forward(o32, NULL, s32, q, k, v, NULL, len, Bb, T, NH, HS, NULL, nt);
+        cl_bf16_attention_forward(o16, NULL, s16, q, k, v, NULL, len, Bb, T, NH, HS, NULL, nt);
         CHECK(rel_diff(o32, o16, n) < 0.02, "inference: %.3g", rel_diff(o32, o16, n));
         if (getenv("CL_TEST_VERBOSE"))
             fprintf(stderr, "attention (heads of %d): att %.2g out %.2g dq %.2g dk %.2g dv %.2g of max\n", HS, ea,
@@ -251,7 +251,7 @@ static int tiny_model(cl_model *m, int labels) {
     cl_error e = {0};
     cl_config cfg;
     if (cl_config_parse(&cfg, CONFIG, strlen(CONFIG), "test", &e)) return -1;
-    int rc = cl_model_init_random(m, &cfg, CL_HEAD_BERT, labels, 7, &e);
+    int rc = cl_model_init_random(m, &cfg, CL_HEAD_POOLER, labels, 7, &e);
     cl_config_free(&cfg);
     if (rc) return -1;
     for (int l = 0; l < m->cfg.num_layers; l++)

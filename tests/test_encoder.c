@@ -84,7 +84,7 @@ static void check_model(const char *name) {
     cl_encoder *e = NULL;
     CHECK(cl_encoder_new(&e, &m, B, T, 1, &err) == 0, "%s", err.msg);
     if (!e) goto done;
-    cl_batch bt = {ids, m.cfg.arch == CL_ARCH_BERT ? types : NULL, len, B, T};
+    cl_batch bt = {ids, m.type_emb ? types : NULL, len, B, T};
     float *hs = calloc(nhs, sizeof(float));
     cl_fwd_opts fo = {.labels = labels, .targets = targets, .hidden_states = hs};
     const float *logits;
@@ -99,7 +99,7 @@ static void check_model(const char *name) {
         CHECK(d <= 1e-5, "%s hidden state %d |diff| %.3g", name, l, d);
     }
     /* training forward (dropout 0) + backward: head gradients and d loss / d input embeddings */
-    const cl_linear *dense = m.head == CL_HEAD_ROBERTA ? &m.head_dense : &m.pooler;
+    const cl_linear *dense = m.head == CL_HEAD_DENSE ? &m.head_dense : &m.pooler;
     float *gdw = calloc((size_t)H * H, 4), *gdb = calloc(H, 4), *gow = calloc((size_t)L * H, 4),
           *gob = calloc(L, 4);
     cl_head_grads g = {gdw, gdb, gow, gob};
@@ -110,8 +110,8 @@ static void check_model(const char *name) {
     CHECK(cl_encoder_forward(e, &bt, &fo, &logits, &loss, &err) == 0, "%s", err.msg);
     CHECK(abs_err(logits, rlog, (size_t)B * L) <= 1e-5, "%s training logits", name);
     CHECK(cl_encoder_backward(e, 1.0f, &g, &err) == 0, "%s", err.msg);
-    const char *dn = m.head == CL_HEAD_ROBERTA ? "grad.classifier.dense" : "grad.pooler.dense";
-    const char *on = m.head == CL_HEAD_ROBERTA ? "grad.classifier.out_proj" : "grad.classifier";
+    const char *dn = m.head == CL_HEAD_DENSE ? "grad.classifier.dense" : "grad.pooler.dense";
+    const char *on = m.head == CL_HEAD_DENSE ? "grad.classifier.out_proj" : "grad.classifier";
     struct { const char *suffix; float *got; size_t n; const char *base; } gs[] = {
         {".weight", gdw, (size_t)H * H, dn}, {".bias", gdb, (size_t)H, dn},
         {".weight", gow, (size_t)L * H, on}, {".bias", gob, (size_t)L, on}};

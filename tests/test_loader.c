@@ -101,8 +101,8 @@ TEST(fixtures_match_transformers) {
     CHECK(ref != NULL, "tests/data/model/reference.json");
     if (!ref) return;
     static const struct { const char *name; cl_head_kind head; int labels; const char *dtype; } fx[] = {
-        {"bert_base", CL_HEAD_NONE, 0, "F32"},      {"bert_cls", CL_HEAD_BERT, 3, "F32"},
-        {"roberta_cls", CL_HEAD_ROBERTA, 2, "F32"}, {"roberta_shard", CL_HEAD_NONE, 0, "F32"},
+        {"bert_base", CL_HEAD_NONE, 0, "F32"},      {"bert_cls", CL_HEAD_POOLER, 3, "F32"},
+        {"roberta_cls", CL_HEAD_DENSE, 2, "F32"}, {"roberta_shard", CL_HEAD_NONE, 0, "F32"},
         {"roberta_f16", CL_HEAD_NONE, 0, "F16"},    {"bert_bf16", CL_HEAD_NONE, 0, "BF16"},
         {"bert_gamma", CL_HEAD_NONE, 0, "F32"},     {"bert_unaligned", CL_HEAD_NONE, 0, "F32"},
     };
@@ -179,7 +179,7 @@ TEST(head_options) {
     /* BertModel checkpoint + 4 labels: a new BERT head on the file's pooler */
     cl_load_opts o = {.num_labels = 4, .head_seed = 11};
     CHECK(cl_model_load(&m, FIX "bert_base", &o, &err) == 0, "%s", err.msg);
-    CHECK(m.head == CL_HEAD_BERT && m.head_from_file == 0 && m.head_out.d_out == 4 && m.cfg.num_labels == 4, "%s", "check");
+    CHECK(m.head == CL_HEAD_POOLER && m.head_from_file == 0 && m.head_out.d_out == 4 && m.cfg.num_labels == 4, "%s", "check");
     double base = cJSON_GetObjectItem(cJSON_GetObjectItem(fx, "bert_base"), "n_params_total")->valuedouble;
     CHECK((double)m.n_params_total == base + 4 * 32 + 4, "%llu", (unsigned long long)m.n_params_total);
     double mu, sd;
@@ -200,7 +200,7 @@ TEST(head_options) {
     /* MLM checkpoint without pooler + BERT head: pooler initialised and reported */
     o.num_labels = 2;
     CHECK(cl_model_load(&m, FIX "bert_gamma", &o, &err) == 0, "%s", err.msg);
-    CHECK(m.pooler.w != NULL && m.head == CL_HEAD_BERT && !m.head_from_file, "%s", "check");
+    CHECK(m.pooler.w != NULL && m.head == CL_HEAD_POOLER && !m.head_from_file, "%s", "check");
     rep = cl_model_load_report(&m);
     CHECK(rep && in_list(rep->missing, rep->n_missing, "pooler.dense.weight"), "%s", "check");
     CHECK(m.pooler.b && m.pooler.b[0] == 0, "%s", "check");
@@ -208,11 +208,11 @@ TEST(head_options) {
 
     /* RoBERTa head from the file when the label count agrees, re-initialised when not */
     CHECK(cl_model_load(&m, FIX "roberta_cls", &o, &err) == 0, "%s", err.msg);
-    CHECK(m.head == CL_HEAD_ROBERTA && m.head_from_file == 1 && m.head_out.d_out == 2, "%s", "check");
+    CHECK(m.head == CL_HEAD_DENSE && m.head_from_file == 1 && m.head_out.d_out == 2, "%s", "check");
     cl_model_free(&m);
     o.num_labels = 3;
     CHECK(cl_model_load(&m, FIX "roberta_cls", &o, &err) == 0, "%s", err.msg);
-    CHECK(m.head == CL_HEAD_ROBERTA && m.head_from_file == 0 && m.head_out.d_out == 3 && m.head_dense.w, "%s", "check");
+    CHECK(m.head == CL_HEAD_DENSE && m.head_from_file == 0 && m.head_out.d_out == 3 && m.head_dense.w, "%s", "check");
     double rc = cJSON_GetObjectItem(cJSON_GetObjectItem(fx, "roberta_cls"), "n_params_total")->valuedouble;
     CHECK((double)m.n_params_total == rc + 33, "one more label: %llu", (unsigned long long)m.n_params_total);
     cl_model_free(&m);
@@ -318,14 +318,14 @@ TEST(init_random_shapes_and_counts) {
     cl_config_free(&c);
     /* RobertaForSequenceClassification of roberta_cls's config */
     CHECK(cl_config_load(&c, FIX "roberta_cls/config.json", &err) == 0, "%s", err.msg);
-    CHECK(cl_model_init_random(&m, &c, CL_HEAD_ROBERTA, 2, 1, &err) == 0, "%s", err.msg);
+    CHECK(cl_model_init_random(&m, &c, CL_HEAD_DENSE, 2, 1, &err) == 0, "%s", err.msg);
     CHECK((double)m.n_params_total ==
           cJSON_GetObjectItem(cJSON_GetObjectItem(fx, "roberta_cls"), "n_params_total")->valuedouble,
           "%llu", (unsigned long long)m.n_params_total);
     CHECK(m.pooler.w == NULL && m.head_dense.w && m.head_out.d_out == 2 && m.cfg.num_labels == 2, "%s", "check");
     for (int i = 0; i < 32; i++) CHECK(m.pos_emb[1 * 32 + i] == 0.0f, "RoBERTa padding position row zero");
     cl_model_free(&m);
-    CHECK(cl_model_init_random(&m, &c, CL_HEAD_ROBERTA, 0, 1, &err) != 0, "a head needs labels");
+    CHECK(cl_model_init_random(&m, &c, CL_HEAD_DENSE, 0, 1, &err) != 0, "a head needs labels");
     cl_config_free(&c);
     cJSON_Delete(ref);
 }

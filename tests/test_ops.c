@@ -132,7 +132,7 @@ TEST(activations) {
 typedef struct { float *q, *k, *v, *att, *scratch; const int32_t *len; int B, T, NH, HS; cl_dropout d; } att_ctx;
 static void att_fwd(void *c, float *out) {
     att_ctx *k = c;
-    cl_attention_forward(out, k->att, k->scratch, k->q, k->k, k->v, k->len, k->B, k->T, k->NH, k->HS, &k->d, 1);
+    cl_attention_forward(out, k->att, k->scratch, k->q, k->k, k->v, NULL, k->len, k->B, k->T, k->NH, k->HS, &k->d, 1);
 }
 TEST(attention) {
     enum { B = 2, T = 6, NH = 3, HS = 4, C = NH * HS, N = B * T };
@@ -251,9 +251,9 @@ TEST(positions) {
     /* transformers: create_position_ids_from_input_ids(ids, padding_idx=1) */
     int32_t ids[2 * 5] = {0, 7, 8, 2, 1, 0, 2, 1, 1, 1}, pos[10];
     int32_t want[10] = {2, 3, 4, 5, 1, 2, 3, 1, 1, 1};
-    cl_position_ids(pos, ids, 2, 5, CL_ARCH_ROBERTA, 1);
+    cl_position_ids(pos, ids, 2, 5, 1);
     CHECK(!memcmp(pos, want, sizeof pos), "roberta positions");
-    cl_position_ids(pos, ids, 2, 5, CL_ARCH_BERT, 0);
+    cl_position_ids(pos, ids, 2, 5, -1);
     CHECK(pos[4] == 4 && pos[9] == 4 && pos[5] == 0, "bert positions");
 }
 

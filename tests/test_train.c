@@ -43,7 +43,7 @@ static int make_model(void) {
     cl_config cfg;
     if (cl_config_parse(&cfg, CONFIG, strlen(CONFIG), "test", &e)) return -1;
     cl_model m;
-    if (cl_model_init_random(&m, &cfg, CL_HEAD_BERT, 2, 7, &e)) return -1;
+    if (cl_model_init_random(&m, &cfg, CL_HEAD_POOLER, 2, 7, &e)) return -1;
     cl_config_free(&cfg);
     int H = 32;
     /* std 0.2 instead of 0.02 (initializer_range of the test fixtures), so that the tokens of a random model

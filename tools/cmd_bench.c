@@ -25,9 +25,16 @@ static const char BERT_BASE[] =
     "\"pad_token_id\":0,\"layer_norm_eps\":1e-12,\"hidden_act\":\"gelu\",\"hidden_dropout_prob\":0.1,"
     "\"attention_probs_dropout_prob\":0.1}";
 
+/* all-mpnet-base-v2's config.json (MPNET.md): roberta-base's shape with MPNet's relative-attention bias */
+static const char MPNET_BASE[] =
+    "{\"model_type\":\"mpnet\",\"vocab_size\":30527,\"hidden_size\":768,\"num_hidden_layers\":12,"
+    "\"num_attention_heads\":12,\"intermediate_size\":3072,\"max_position_embeddings\":514,"
+    "\"pad_token_id\":1,\"layer_norm_eps\":1e-05,\"hidden_act\":\"gelu\",\"hidden_dropout_prob\":0.1,"
+    "\"attention_probs_dropout_prob\":0.1,\"relative_attention_num_buckets\":32}";
+
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: condlora bench [--config roberta-base|bert-base|CONFIG.json] [--mode train|infer]\n"
+            "usage: condlora bench [--config roberta-base|bert-base|mpnet-base|CONFIG.json] [--mode train|infer]\n"
             "                      [--method none|lora|condlora] [--batch B] [--seq T] [--steps N] [--warmup N]\n"
             "                      [--threads K] [--labels L] [--rank R] [--seed S] [--precision fp32|bf16]\n"
             "Times N steps (after the warm-up) of a model with random weights of that shape and prints one JSON line:\n"
@@ -125,13 +132,14 @@ int cmd_bench(int argc, char **argv) {
     int rc;
     if (!strcmp(config, "roberta-base")) rc = cl_config_parse(&cfg, ROBERTA_BASE, strlen(ROBERTA_BASE), config, &err);
     else if (!strcmp(config, "bert-base")) rc = cl_config_parse(&cfg, BERT_BASE, strlen(BERT_BASE), config, &err);
+    else if (!strcmp(config, "mpnet-base")) rc = cl_config_parse(&cfg, MPNET_BASE, strlen(MPNET_BASE), config, &err);
     else rc = cl_config_load(&cfg, config, &err);
     if (rc) {
         fprintf(stderr, "condlora bench: %s\n", err.msg);
         return 1;
     }
     cl_model m;
-    cl_head_kind hk = cfg.arch == CL_ARCH_ROBERTA ? CL_HEAD_ROBERTA : CL_HEAD_BERT;
+    cl_head_kind hk = cl_arch_get(cfg.arch)->head;
     if (cl_model_init_random(&m, &cfg, hk, labels, seed, &err)) {
         fprintf(stderr, "condlora bench: %s\n", err.msg);
         cl_config_free(&cfg);

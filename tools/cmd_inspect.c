@@ -74,21 +74,23 @@ static void hist_print(const dt_hist *h) {
     printf("%s\n", any ? "" : " (none)");
 }
 
-/* A guess at what a bare file holds, from its tensor names. */
-static const char *guess_kind(const cl_safetensors *st) {
-    int lora = 0, roberta = 0, bert = 0, layer = 0;
+/* A guess at what a bare file holds, from its tensor names (the architecture table's prefixes and module names). */
+static const char *guess_kind(const cl_safetensors *st, char *buf, size_t n) {
+    int lora = 0;
+    const cl_arch_desc *pre = NULL, *bare = NULL;
     for (int i = 0; i < st->n; i++) {
-        const char *n = st->t[i].name;
-        if (strstr(n, "lora_") || strstr(n, "lora_A") || strstr(n, "lora_E")) lora = 1;
-        if (!strncmp(n, "roberta.", 8) || strstr(n, ".roberta.")) roberta = 1;
-        if (!strncmp(n, "bert.", 5) || strstr(n, ".bert.")) bert = 1;
-        if (strstr(n, "encoder.layer.")) layer = 1;
+        const char *nm = st->t[i].name;
+        if (strstr(nm, "lora_")) lora = 1;
+        int prefixed = 0;
+        const cl_arch_desc *a = cl_arch_of_tensor_name(nm, &prefixed);
+        if (a && prefixed && !pre) pre = a;
+        if (a && !prefixed && !bare) bare = a;
     }
     if (lora) return "adapter weights (LoRA-style)";
-    if (roberta) return "RoBERTa weights";
-    if (bert) return "BERT weights";
-    if (layer) return "BERT-family encoder weights (no prefix)";
-    return "tensors";
+    if (pre) snprintf(buf, n, "%s weights", pre->name);
+    else if (bare) snprintf(buf, n, "%s-style encoder weights (no base-model prefix)", bare->name);
+    else snprintf(buf, n, "tensors");
+    return buf;
 }
 
 static void list_tensors(const cl_safetensors *st) {
@@ -127,7 +129,8 @@ static int inspect_file(const char *path, int tensors) {
     hist_add(&h, &st);
     printf("file: %s\n", path);
     printf("size: %s bytes (header %s bytes)\n", commas(st.size, b), commas(st.header_len, b2));
-    printf("contents: %s\n", guess_kind(&st));
+    char kind[96];
+    printf("contents: %s\n", guess_kind(&st, kind, sizeof kind));
     printf("tensors: %d\n", st.n);
     printf("parameters: %s\n", commas(params, b));
     hist_print(&h);
@@ -143,11 +146,14 @@ static const char *act_name(cl_act a) {
 
 static void print_config(const cl_config *c) {
     char b[32];
-    printf("model_type: %s (%s encoder)\n", c->model_type, c->arch == CL_ARCH_ROBERTA ? "RoBERTa" : "BERT");
+    printf("model_type: %s (%s encoder)\n", c->model_type, cl_arch_get(c->arch)->name);
     printf("layers: %d  hidden: %d  heads: %d  FFN: %d  vocab: %s\n", c->num_layers, c->hidden_size, c->num_heads,
            c->intermediate_size, commas((uint64_t)c->vocab_size, b));
     printf("max positions: %d  type vocab: %d  pad id: %d  layer-norm eps: %g  activation: %s\n", c->max_position,
            c->type_vocab_size, c->pad_token_id, (double)c->layer_norm_eps, act_name(c->act));
+    if (c->rel_buckets)
+        printf("relative attention bias: %d buckets, max distance %d (shared by every layer)\n", c->rel_buckets,
+               cl_arch_get(c->arch)->rel_max_distance);
     if (c->num_labels) {
         printf("labels: %d", c->num_labels);
         if (c->id2label) {
@@ -176,9 +182,8 @@ static int inspect_config(const char *path) {
 }
 
 static const char *head_name(cl_head_kind k) {
-    return k == CL_HEAD_ROBERTA ? "RoBERTa classification head (dense + tanh + out_proj)"
-           : k == CL_HEAD_BERT  ? "BERT classifier (pooler + tanh + classifier)"
-                                : "none";
+    const cl_head_layout *h = cl_head_layout_of(k);
+    return h ? h->description : "none";
 }
 
 static int inspect_dir(const char *dir, int tensors) {

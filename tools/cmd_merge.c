@@ -28,102 +28,6 @@ static void usage(FILE *f) {
             "  --tokenizer DIR   copy the tokenizer files from DIR (default: BASE_DIR)\n");
 }
 
-/* IEEE half / bfloat16 from float, round to nearest even (NaN kept quiet, overflow to infinity) */
-static uint16_t f32_to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
-
-static uint16_t f32_to_f16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    uint32_t sign = (u >> 16) & 0x8000u, a = u & 0x7fffffffu;
-    if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00u);           /* NaN */
-    if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);          /* rounds to >= 65520: infinity */
-    if (a < 0x38800000u) {                                            /* subnormal half (or zero) */
-        float v;
-        memcpy(&v, &a, 4);
-        return (uint16_t)(sign | (uint16_t)lrintf(v * 16777216.0f)); /* v / 2^-24, nearest even */
-    }
-    uint32_t m = a + 0xfffu + ((a >> 13) & 1u) - 0x38000000u;          /* rebias 127 -> 15, round */
-    return (uint16_t)(sign | (m >> 13));
-}
-
-typedef struct {
-    cl_st_writer *w;
-    cl_dtype dt;
-    uint16_t *buf;
-    size_t cap;
-} writer;
-
-static int put(writer *wr, const char *name, const float *data, int64_t d0, int64_t d1, cl_error *err) {
-    int64_t sh[2] = {d0, d1};
-    int nd = d1 ? 2 : 1;
-    if (wr->dt == CL_DT_F32) return cl_st_writer_add_f32(wr->w, name, nd, sh, data, err);
-    size_t n = (size_t)d0 * (size_t)(d1 ? d1 : 1);
-    if (n > wr->cap) {
-        uint16_t *b = realloc(wr->buf, n * sizeof *b);
-        if (!b) return cl_errf(err, CL_ENOMEM, "%s: out of memory", name);
-        wr->buf = b, wr->cap = n;
-    }
-    for (size_t i = 0; i < n; i++) wr->buf[i] = wr->dt == CL_DT_F16 ? f32_to_f16(data[i]) : f32_to_bf16(data[i]);
-    return cl_st_writer_add(wr->w, name, wr->dt, nd, sh, wr->buf, err);
-}
-
-static int write_weights(const cl_model *m, const char *path, cl_dtype dt, cl_error *err) {
-    writer wr = {cl_st_writer_new(), dt, NULL, 0};
-    if (!wr.w) return cl_errf(err, CL_ENOMEM, "%s: out of memory", path);
-    const cl_config *c = &m->cfg;
-    const char *pre = c->arch == CL_ARCH_ROBERTA ? "roberta" : "bert";
-    static const char *lin[CL_MOD_COUNT] = {"attention.self.query", "attention.self.key", "attention.self.value",
-                                            "attention.output.dense", "intermediate.dense", "output.dense"};
-    const int64_t H = c->hidden_size;
-    char n[256];
-    int rc = 0;
-#define PUT(ptr, d0, d1, ...) \
-    do { if (!rc) { snprintf(n, sizeof n, __VA_ARGS__); rc = put(&wr, n, ptr, d0, d1, err); } } while (0)
-    PUT(m->word_emb, c->vocab_size, H, "%s.embeddings.word_embeddings.weight", pre);
-    PUT(m->pos_emb, c->max_position, H, "%s.embeddings.position_embeddings.weight", pre);
-    PUT(m->type_emb, c->type_vocab_size, H, "%s.embeddings.token_type_embeddings.weight", pre);
-    PUT(m->emb_ln_w, H, 0, "%s.embeddings.LayerNorm.weight", pre);
-    PUT(m->emb_ln_b, H, 0, "%s.embeddings.LayerNorm.bias", pre);
-    for (int l = 0; l < c->num_layers; l++) {
-        const cl_layer_weights *Lw = &m->layers[l];
-        for (int k = 0; k < CL_MOD_COUNT; k++) {
-            PUT(Lw->lin[k].w, Lw->lin[k].d_out, Lw->lin[k].d_in, "%s.encoder.layer.%d.%s.weight", pre, l, lin[k]);
-            PUT(Lw->lin[k].b, Lw->lin[k].d_out, 0, "%s.encoder.layer.%d.%s.bias", pre, l, lin[k]);
-        }
-        PUT(Lw->ln1_w, H, 0, "%s.encoder.layer.%d.attention.output.LayerNorm.weight", pre, l);
-        PUT(Lw->ln1_b, H, 0, "%s.encoder.layer.%d.attention.output.LayerNorm.bias", pre, l);
-        PUT(Lw->ln2_w, H, 0, "%s.encoder.layer.%d.output.LayerNorm.weight", pre, l);
-        PUT(Lw->ln2_b, H, 0, "%s.encoder.layer.%d.output.LayerNorm.bias", pre, l);
-    }
-    /* RobertaForSequenceClassification has no pooler */
-    if (c->arch == CL_ARCH_BERT && m->pooler.w) {
-        PUT(m->pooler.w, H, H, "%s.pooler.dense.weight", pre);
-        PUT(m->pooler.b, H, 0, "%s.pooler.dense.bias", pre);
-    }
-    const int64_t L = m->head_out.d_out;
-    if (m->head == CL_HEAD_ROBERTA) {
-        PUT(m->head_dense.w, H, H, "classifier.dense.weight");
-        PUT(m->head_dense.b, H, 0, "classifier.dense.bias");
-        PUT(m->head_out.w, L, H, "classifier.out_proj.weight");
-        PUT(m->head_out.b, L, 0, "classifier.out_proj.bias");
-    } else {
-        PUT(m->head_out.w, L, H, "classifier.weight");
-        PUT(m->head_out.b, L, 0, "classifier.bias");
-    }
-#undef PUT
-    if (!rc) rc = cl_st_writer_meta(wr.w, "format", "pt", err);
-    if (!rc) rc = cl_st_writer_save(wr.w, path, err);
-    cl_st_writer_free(wr.w);
-    free(wr.buf);
-    return rc;
-}
-
 static int write_config(const char *base_dir, const char *path, const cl_model *m, const cl_glue_task *task,
                         const char *dtype, cl_error *err) {
     char src[4200];
@@ -139,8 +43,7 @@ static int write_config(const char *base_dir, const char *path, const cl_model *
         return cl_errf(err, CL_EFORMAT, "%s: not a JSON object", src);
     }
     const int L = m->head_out.d_out;
-    const char *arch = m->cfg.arch == CL_ARCH_ROBERTA ? "RobertaForSequenceClassification"
-                                                      : "BertForSequenceClassification";
+    const char *arch = cl_model_arch(m)->seqcls_class;
     static const char *drop[] = {"architectures", "id2label", "label2id", "num_labels", "problem_type", "torch_dtype",
                                  "_name_or_path"};
     for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++) cJSON_DeleteItemFromObjectCaseSensitive(j, drop[i]);
@@ -274,7 +177,7 @@ int cmd_merge(int argc, char **argv) {
         goto done;
     }
     snprintf(path, sizeof path, "%s/model.safetensors", out);
-    if (write_weights(&m, path, dt, &err)) {
+    if (cl_model_save_weights(&m, path, dt, &err)) {
         fprintf(stderr, "condlora merge: %s\n", err.msg);
         goto done;
     }

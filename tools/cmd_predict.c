@@ -280,7 +280,7 @@ int cmd_predict(int argc, char **argv) {
                 task->name, task->num_labels);
         goto done;
     }
-    int maxpos = m.cfg.max_position - (m.cfg.arch == CL_ARCH_ROBERTA ? m.cfg.pad_token_id + 1 : 0);
+    int maxpos = cl_config_max_tokens(&m.cfg);
     if (maxpos > 512) maxpos = 512;
     if (max_len <= 0 || max_len > maxpos) max_len = maxpos;
     if (!use_ids && cl_tokenizer_load(&tok, tokdir ? tokdir : model_dir, &err)) {

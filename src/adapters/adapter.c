@@ -69,13 +69,9 @@ const float *cl_ad_wbase(const cl_adapter *ad, const cl_amod *md) {
     return md->w_saved ? md->w_saved : ad->model->layers[md->layer].lin[md->m].w;
 }
 
-static const char *const mod_paths[CL_MOD_COUNT] = {
-    "attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
-    "intermediate.dense", "output.dense"};
-
 void cl_adapter_module_path(const cl_model *model, int layer, cl_module m, char *buf, size_t n) {
-    snprintf(buf, n, "base_model.model.%s.encoder.layer.%d.%s",
-             model->cfg.arch == CL_ARCH_ROBERTA ? "roberta" : "bert", layer, mod_paths[m]);
+    size_t o = (size_t)snprintf(buf, n, "base_model.model.");
+    if (o < n) cl_model_module_path(model, layer, m, buf + o, n - o);
 }
 
 int cl_ad_register_ab(cl_adapter *ad, cl_params *p, const char *sa, const char *sb, cl_error *err) {
@@ -470,58 +466,36 @@ void cl_adapter_rank_report(const cl_adapter *ad, FILE *f) {
 
 
 /* ---- head ---------------------------------------------------------------------------------------------------- */
-cl_linear *cl_head_dense(cl_model *model) {
-    if (model->head == CL_HEAD_ROBERTA) return model->head_dense.w ? &model->head_dense : NULL;
-    if (model->head == CL_HEAD_BERT) return model->pooler.w ? &model->pooler : NULL;
-    return NULL;
-}
+cl_linear *cl_head_dense(cl_model *model) { return cl_model_head_dense(model); }
 
+/* PEFT's names of the head: base_model.model. + the *ForSequenceClassification names of the architecture table */
 int cl_head_register(cl_params *p, const cl_model *model, int train_pooler, cl_head_params *h, cl_error *err) {
     memset(h, 0, sizeof *h);
-    const cl_linear *dn = &model->head_dense, *ou = &model->head_out;
-    if (model->head == CL_HEAD_NONE || !ou->w)
-        return cl_errf(err, CL_EMISSING, "head: the model has no classification head (num_labels)");
-    int64_t s;
-    if (model->head == CL_HEAD_ROBERTA) {
-        if (!dn->w) return cl_errf(err, CL_EMISSING, "head: RoBERTa classifier.dense is missing");
-        int64_t sw[2] = {dn->d_out, dn->d_in};
-        if (cl_params_add(p, "base_model.model.classifier.dense.weight", 2, sw, CL_PART_HEAD, 1, &h->off[0], err))
-            return -1;
-        s = dn->d_out;
-        if (cl_params_add(p, "base_model.model.classifier.dense.bias", 1, &s, CL_PART_HEAD, 0, &h->off[1], err))
-            return -1;
-        h->present[0] = h->present[1] = 1;
-        int64_t so[2] = {ou->d_out, ou->d_in};
-        if (cl_params_add(p, "base_model.model.classifier.out_proj.weight", 2, so, CL_PART_HEAD, 1, &h->off[2], err))
-            return -1;
-        s = ou->d_out;
-        if (cl_params_add(p, "base_model.model.classifier.out_proj.bias", 1, &s, CL_PART_HEAD, 0, &h->off[3], err))
-            return -1;
-    } else {
-        if (train_pooler) {
-            const cl_linear *pl = &model->pooler;
-            if (!pl->w) return cl_errf(err, CL_EMISSING, "head: the BERT pooler is missing");
-            int64_t sp[2] = {pl->d_out, pl->d_in};
-            if (cl_params_add(p, "base_model.model.bert.pooler.dense.weight", 2, sp, CL_PART_HEAD, 1, &h->off[0], err))
-                return -1;
-            s = pl->d_out;
-            if (cl_params_add(p, "base_model.model.bert.pooler.dense.bias", 1, &s, CL_PART_HEAD, 0, &h->off[1], err))
-                return -1;
-            h->present[0] = h->present[1] = 1;
-        }
-        int64_t so[2] = {ou->d_out, ou->d_in};
-        if (cl_params_add(p, "base_model.model.classifier.weight", 2, so, CL_PART_HEAD, 1, &h->off[2], err))
-            return -1;
-        s = ou->d_out;
-        if (cl_params_add(p, "base_model.model.classifier.bias", 1, &s, CL_PART_HEAD, 0, &h->off[3], err)) return -1;
+    const cl_head_layout *hl = cl_head_layout_of(model->head);
+    const cl_linear *ou = &model->head_out;
+    if (!hl || !ou->w) return cl_errf(err, CL_EMISSING, "head: the model has no classification head (num_labels)");
+    /* the dense layer is trained with the head, except the base model's pooler (CL_HEAD_POOLER) unless asked */
+    const cl_linear *dn = hl->dense ? &model->head_dense : train_pooler ? &model->pooler : NULL;
+    const cl_linear *lins[2] = {dn, ou};
+    for (int k = 0; k < 4; k++) {
+        const cl_linear *lin = lins[k / 2];
+        if (!lin) continue;
+        char tn[128], name[CL_PARAM_NAME_MAX];
+        cl_model_head_tensor_name(model, k, tn, sizeof tn);
+        if (!lin->w)
+            return cl_errf(err, CL_EMISSING, "head: %s %s is missing", cl_model_arch(model)->name, tn);
+        snprintf(name, sizeof name, "base_model.model.%s", tn);
+        int64_t sh[2] = {lin->d_out, lin->d_in};
+        if (cl_params_add(p, name, (k & 1) ? 1 : 2, sh, CL_PART_HEAD, !(k & 1), &h->off[k], err)) return -1;
+        h->present[k] = 1;
     }
-    h->present[2] = h->present[3] = 1;
     return 0;
 }
 
 void cl_head_bind(cl_params *p, cl_model *model, const cl_head_params *h, cl_head_grads *g) {
     memset(g, 0, sizeof *g);
-    cl_linear *lins[2] = {model->head == CL_HEAD_BERT ? &model->pooler : &model->head_dense, &model->head_out};
+    cl_linear *lins[2] = {cl_head_layout_of(model->head)->dense ? &model->head_dense : &model->pooler,
+                          &model->head_out};
     float **gp[4] = {&g->dense_w, &g->dense_b, &g->out_w, &g->out_b};
     for (int i = 0; i < 4; i++) {
         if (!h->present[i]) continue;

@@ -133,6 +133,7 @@ typedef struct {
     const cJSON *rpat, *apat; /* rank_pattern, alpha_pattern: objects or NULL */
     int compat;           /* condlora's pre-PEFT-exact format */
     const char *c_method, *c_targets, *c_layers;
+    const char *const *dflt;  /* the architecture's PEFT default target_modules (NULL-terminated) */
 } pcfg;
 
 static const cJSON *item(const cJSON *o, const char *k) {
@@ -279,15 +280,16 @@ static int target_found(const pcfg *c, const char *key, cl_error *err) {
     char where[4200];
     snprintf(where, sizeof where, "%s: key 'target_modules'", c->path);
     if (c->target && cJSON_IsString(c->target)) return rx(c->target->valuestring, key, 1, NULL, where, err);
-    static const char *dflt[2] = {"query", "value"};
-    int n = c->target ? cJSON_GetArraySize(c->target) : 2, found = 0;
+    int n = 0, found = 0;
+    if (c->target) n = cJSON_GetArraySize(c->target);
+    else while (c->dflt && n < 3 && c->dflt[n]) n++;
     for (int i = 0; i < n && !found; i++) {
-        const char *t = c->target ? cJSON_GetArrayItem(c->target, i)->valuestring : dflt[i];
+        const char *t = c->target ? cJSON_GetArrayItem(c->target, i)->valuestring : c->dflt[i];
         if (!strcmp(key, t)) return 1; /* named exactly: layers_to_transform does not apply */
     }
     size_t kl = strlen(key);
     for (int i = 0; i < n && !found; i++) {
-        const char *t = c->target ? cJSON_GetArrayItem(c->target, i)->valuestring : dflt[i];
+        const char *t = c->target ? cJSON_GetArrayItem(c->target, i)->valuestring : c->dflt[i];
         size_t tl = strlen(t);
         found = tl + 1 <= kl && key[kl - tl - 1] == '.' && !strcmp(key + kl - tl, t);
     }
@@ -451,15 +453,25 @@ int cl_peft_load(cl_peft **out, const char *dir, cl_model *model, cl_error *err)
     }
     if ((rc = cl_st_open(&st, st_path, err))) goto fail;
     if ((rc = index_file(&st, &ft, err))) goto fail;
-    /* an adapter for the other architecture */
-    const char *other = model->cfg.arch == CL_ARCH_ROBERTA ? PFX "bert." : PFX "roberta.";
-    for (int i = 0; i < st.n; i++)
-        if (!strncmp(ft[i].name, other, strlen(other))) {
-            rc = cl_errf(err, CL_EFORMAT, "%s: tensor '%s' belongs to a %s model, but the base model is %s", st_path,
-                         st.t[i].name, model->cfg.arch == CL_ARCH_ROBERTA ? "BERT" : "RoBERTa",
-                         model->cfg.arch == CL_ARCH_ROBERTA ? "RoBERTa" : "BERT");
+    /* an adapter for another architecture */
+    const cl_arch_desc *arch = cl_model_arch(model);
+    for (int i = 0; i < st.n; i++) {
+        const cl_arch_desc *other = cl_arch_by_peft_name(ft[i].name);
+        if (other && other != arch) {
+            rc = cl_errf(err, CL_EFORMAT, "%s: tensor '%s' belongs to a%s %s model, but the base model is %s (maybe "
+                         "the wrong base model?)", st_path, st.t[i].name, other->name[0] == 'M' ? "n" : "",
+                         other->name, arch->name);
             goto fail;
         }
+    }
+    if (!c.target && !arch->peft_default[0] && !c.compat) {
+        rc = cl_errf(err, CL_EFORMAT, "%s: key 'target_modules' is null, and PEFT has no default target modules for "
+                     "%s (model_type %s): PEFT refuses this config (\"Please specify `target_modules` in "
+                     "`peft_config`\"); name the modules, e.g. [\"%s\", \"%s\"]", cfg_path, arch->name,
+                     model->cfg.model_type, arch->peft[CL_MOD_QUERY], arch->peft[CL_MOD_VALUE]);
+        goto fail;
+    }
+    c.dflt = arch->peft_default;
 
     /* which modules, with which rank and alpha */
     cl_adapter_opts o;
@@ -515,11 +527,10 @@ int cl_peft_load(cl_peft **out, const char *dir, cl_model *model, cl_error *err)
                 any = 1;
             }
         /* modules PEFT would adapt that condlora does not */
-        const char *pre = model->cfg.arch == CL_ARCH_ROBERTA ? "roberta" : "bert";
-        const char *extra[4] = {"pooler.dense", "embeddings.word_embeddings", "embeddings.position_embeddings",
-                                "embeddings.token_type_embeddings"};
+        const char *pre = arch->prefix;
+        const char *extra[4] = {arch->pooler, arch->word_emb, arch->pos_emb, arch->type_emb};
         for (int k = 0; k < 4; k++) {
-            if (k == 0 && (model->cfg.arch == CL_ARCH_ROBERTA || !model->pooler.w)) continue;
+            if (!extra[k] || (k == 0 && (!arch->pooler_in_seqcls || !model->pooler.w))) continue;
             snprintf(key, sizeof key, "%s.%s", pre, extra[k]);
             int f = target_found(&c, key, err);
             if (f < 0) {
@@ -529,14 +540,15 @@ int cl_peft_load(cl_peft **out, const char *dir, cl_model *model, cl_error *err)
             if (f) {
                 rc = cl_errf(err, CL_EUNSUP,
                              "%s: key 'target_modules' selects '%s', which condlora does not adapt (only the encoder "
-                             "layers' query, key, value, attention.output.dense, intermediate.dense, output.dense)",
-                             cfg_path, key);
+                             "layers' %s, %s, %s, %s, %s, %s)", cfg_path, key, arch->lin[0], arch->lin[1],
+                             arch->lin[2], arch->lin[3], arch->lin[4], arch->lin[5]);
                 goto fail;
             }
         }
         if (!any) {
-            rc = cl_errf(err, CL_EFORMAT, "%s: key 'target_modules': no module of the %d-layer %s encoder matches",
-                         cfg_path, L, pre);
+            rc = cl_errf(err, CL_EFORMAT, "%s: key 'target_modules': no module of the %d-layer %s encoder matches "
+                         "(its modules end in %s, %s, %s, %s, %s, %s)", cfg_path, L, arch->name, arch->peft[0],
+                         arch->peft[1], arch->peft[2], arch->peft[3], arch->peft[4], arch->peft[5]);
             goto fail;
         }
     }
@@ -584,9 +596,13 @@ int cl_peft_load(cl_peft **out, const char *dir, cl_model *model, cl_error *err)
     /* the head, when the file has one */
     int file_rows = head_out_rows(ft, st.n), head_tensors = 0;
     int pooler_tensors = 0; /* a BERT head trained with its pooler (modules_to_save "pooler") */
-    for (int i = 0; i < st.n; i++) {
-        head_tensors += !strncmp(ft[i].name, PFX "classifier.", PFX_LEN + 11);
-        pooler_tensors += !strncmp(ft[i].name, PFX "bert.pooler.", PFX_LEN + 12);
+    {
+        char pp[160];
+        snprintf(pp, sizeof pp, PFX "%s.%s.", arch->prefix, arch->pooler);
+        for (int i = 0; i < st.n; i++) {
+            head_tensors += !strncmp(ft[i].name, PFX "classifier.", PFX_LEN + 11);
+            pooler_tensors += !strncmp(ft[i].name, pp, strlen(pp));
+        }
     }
     if (head_tensors) {
         if (model->head == CL_HEAD_NONE) {
@@ -600,7 +616,7 @@ int cl_peft_load(cl_peft **out, const char *dir, cl_model *model, cl_error *err)
                          file_rows);
             goto fail;
         }
-        if ((rc = cl_head_register(&pf->P, model, pooler_tensors && model->head == CL_HEAD_BERT, &pf->head, err)))
+        if ((rc = cl_head_register(&pf->P, model, pooler_tensors > 0, &pf->head, err)))
             goto fail;
     }
     if ((rc = cl_params_alloc(&pf->P, err))) goto fail;
@@ -743,13 +759,25 @@ int cl_peft_write_config(const char *path, const cl_adapter *ad, const char *bas
     for (int i = 0; i < NM; i++)
         if (rk[i] > 0) tg[i % CL_MOD_COUNT] = 1, on[i / CL_MOD_COUNT] = 1, any = 1;
     for (int l = 0; l < L; l++) nl += on[l];
-    /* a list of names works when the kept modules are all (type x layer) pairs and "output.dense" does not also
-     * name attention.output.dense (PEFT matches list entries as suffixes) */
+    /* a list of names works when the kept modules are all (type x layer) pairs and no entry also names a module
+     * that is not kept (PEFT matches list entries as suffixes: BERT's "output.dense" also names
+     * attention.output.dense) */
+    const cl_arch_desc *arch = cl_model_arch(model);
     int product = 1;
     for (int l = 0; l < L; l++)
         for (int m = 0; m < CL_MOD_COUNT; m++)
             if (on[l] && tg[m] && !rk[l * CL_MOD_COUNT + m]) product = 0;
-    int as_list = any && product && !(tg[CL_MOD_OUT] && !tg[CL_MOD_ATTN_OUT]);
+    for (int m = 0; m < CL_MOD_COUNT && product; m++) {
+        if (!tg[m]) continue;
+        size_t tl = strlen(arch->peft[m]);
+        for (int m2 = 0; m2 < CL_MOD_COUNT; m2++) {
+            size_t pl = strlen(arch->lin[m2]);
+            int suffix = !strcmp(arch->lin[m2], arch->peft[m]) ||
+                         (pl > tl && arch->lin[m2][pl - tl - 1] == '.' && !strcmp(arch->lin[m2] + pl - tl, arch->peft[m]));
+            if (suffix && !tg[m2]) product = 0;
+        }
+    }
+    int as_list = any && product;
 
     cJSON *j = cJSON_CreateObject();
     char key[256];
@@ -766,7 +794,7 @@ int cl_peft_write_config(const char *path, const cl_adapter *ad, const char *bas
     if (as_list) {
         cJSON *tm = cJSON_AddArrayToObject(j, "target_modules");
         for (int m = 0; m < CL_MOD_COUNT; m++)
-            if (tg[m]) cJSON_AddItemToArray(tm, cJSON_CreateString(cl_module_names[m]));
+            if (tg[m]) cJSON_AddItemToArray(tm, cJSON_CreateString(arch->peft[m]));
         if (nl < L) {
             cJSON *lt = cJSON_AddArrayToObject(j, "layers_to_transform");
             for (int l = 0; l < L; l++)
@@ -804,7 +832,7 @@ int cl_peft_write_config(const char *path, const cl_adapter *ad, const char *bas
     cJSON *ms = cJSON_AddArrayToObject(j, "modules_to_save");
     cJSON_AddItemToArray(ms, cJSON_CreateString("classifier"));
     cJSON_AddItemToArray(ms, cJSON_CreateString("score"));
-    if (train_pooler && model->head == CL_HEAD_BERT) cJSON_AddItemToArray(ms, cJSON_CreateString("pooler"));
+    if (train_pooler && !cl_head_layout_of(model->head)->dense) cJSON_AddItemToArray(ms, cJSON_CreateString("pooler"));
     {
         /* PEFT: rank_pattern / alpha_pattern keys K match a module when re.match(".*\.K$", name) */
         cJSON *rp = cJSON_AddObjectToObject(j, "rank_pattern"), *ap = cJSON_AddObjectToObject(j, "alpha_pattern");

@@ -1,12 +1,14 @@
-/* config.json reader for BERT / RoBERTa encoders.
+/* config.json reader for the encoders of the architecture table (model/arch.h: BERT, RoBERTa, MPNet).
  *
- * Required keys: "model_type" ("bert", "roberta", "xlm-roberta", "camembert"); when it is absent, "architectures"
- * naming a Bert* or Roberta* / XLMRoberta* / Camembert* class is accepted instead.
- * Every other key is optional and defaults as transformers' BertConfig / RobertaConfig do:
- *   vocab_size 30522 (bert, xlm-roberta, camembert) / 50265 (roberta), hidden_size 768, num_hidden_layers 12,
- *   num_attention_heads 12, intermediate_size 3072, hidden_act "gelu", hidden_dropout_prob 0.1,
- *   attention_probs_dropout_prob 0.1, max_position_embeddings 512, type_vocab_size 2, layer_norm_eps 1e-12,
- *   pad_token_id 0 (bert) / 1 (roberta family), classifier_dropout null, problem_type null.
+ * Required keys: "model_type" (one of the table's: bert, roberta, xlm-roberta, camembert, mpnet); when it is absent,
+ * "architectures" naming a class of one of them (Bert*, Roberta*, XLMRoberta*, Camembert*, MPNet*) is accepted.
+ * Every other key is optional and defaults as transformers' config classes do:
+ *   vocab_size 30522 (bert, xlm-roberta, camembert) / 50265 (roberta) / 30527 (mpnet), hidden_size 768,
+ *   num_hidden_layers 12, num_attention_heads 12, intermediate_size 3072, hidden_act "gelu", hidden_dropout_prob 0.1,
+ *   attention_probs_dropout_prob 0.1, max_position_embeddings 512, type_vocab_size 2 (none for mpnet, whose key is
+ *   ignored), layer_norm_eps 1e-12, pad_token_id 0 (bert) / 1 (roberta family, mpnet), classifier_dropout null
+ *   (ignored for mpnet, whose head always uses hidden_dropout_prob), problem_type null. mpnet:
+ *   relative_attention_num_buckets must be 32 (what transformers computes with, whatever the config says).
  * num_labels: from id2label (keys "0".."L-1") or num_labels; 0 when the config names neither (unlike transformers,
  * which defaults to 2: the caller decides how many labels a new head gets).
  * Validation guards later allocations: sizes are positive and bounded (vocab <= 10M, hidden <= 65536, layers <= 1000,
@@ -20,26 +22,6 @@
 #include <string.h>
 #include "core/util.h"
 #include "model/model.h"
-
-const char *const cl_module_names[CL_MOD_COUNT] = {
-    "query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense",
-};
-
-int cl_module_parse(const char *name, cl_module *out) {
-    static const struct { const char *s; cl_module m; } alias[] = {
-        {"query", CL_MOD_QUERY}, {"key", CL_MOD_KEY}, {"value", CL_MOD_VALUE},
-        {"attention.output.dense", CL_MOD_ATTN_OUT}, {"intermediate.dense", CL_MOD_INTER},
-        {"output.dense", CL_MOD_OUT},
-        {"attention.self.query", CL_MOD_QUERY}, {"attention.self.key", CL_MOD_KEY},
-        {"attention.self.value", CL_MOD_VALUE},
-        {"q", CL_MOD_QUERY}, {"k", CL_MOD_KEY}, {"v", CL_MOD_VALUE}, {"o", CL_MOD_ATTN_OUT},
-        {"attn_out", CL_MOD_ATTN_OUT}, {"ffn_in", CL_MOD_INTER}, {"ffn_out", CL_MOD_OUT},
-    };
-    if (!name || !out) return -1;
-    for (size_t i = 0; i < sizeof alias / sizeof alias[0]; i++)
-        if (!strcmp(name, alias[i].s)) { *out = alias[i].m; return 0; }
-    return -1;
-}
 
 void cl_config_free(cl_config *c) {
     if (!c) return;
@@ -128,15 +110,6 @@ static int get_str(ctx *x, const char *key, const char **out) {
     return 0;
 }
 
-static int arch_from_type(const char *t, cl_arch *a) {
-    if (!strcmp(t, "bert")) { *a = CL_ARCH_BERT; return 0; }
-    if (!strcmp(t, "roberta") || !strcmp(t, "xlm-roberta") || !strcmp(t, "camembert")) {
-        *a = CL_ARCH_ROBERTA;
-        return 0;
-    }
-    return -1;
-}
-
 static int parse_id2label(ctx *x, cl_config *c, const cJSON *obj) {
     if (!cJSON_IsObject(obj))
         return cl_errf(x->err, CL_EFORMAT, "%s: key 'id2label': expected an object mapping \"0\".. to label names",
@@ -207,40 +180,41 @@ int cl_config_parse(cl_config *c, const char *json, size_t len, const char *name
     ctx x = {root, name, err};
     if (!cJSON_IsObject(root)) { rc = cl_errf(err, CL_EFORMAT, "%s: expected a JSON object at the top level", name); goto done; }
 
-    /* model_type (required, or inferred from architectures) */
+    /* model_type (required, or inferred from architectures), then the architecture's defaults */
     const char *mt;
     if ((rc = get_str(&x, "model_type", &mt))) goto done;
+    const cl_arch_desc *ad = NULL;
+    int vocab = 0;
     if (mt) {
-        if (arch_from_type(mt, &c->arch)) {
-            rc = cl_errf(err, CL_EUNSUP,
-                         "%s: key 'model_type': \"%.64s\" is not supported (bert, roberta, xlm-roberta, camembert)",
-                         name, mt);
+        if (!(ad = cl_arch_by_model_type(mt, &vocab))) {
+            char known[200];
+            cl_arch_model_types(known, sizeof known);
+            rc = cl_errf(err, CL_EUNSUP, "%s: key 'model_type': \"%.64s\" is not supported (%s)", name, mt, known);
             goto done;
         }
         snprintf(c->model_type, sizeof c->model_type, "%s", mt);
     } else {
         const cJSON *ar = cJSON_GetObjectItemCaseSensitive(root, "architectures");
         const cJSON *a0 = cJSON_IsArray(ar) ? cJSON_GetArrayItem(ar, 0) : NULL;
-        const char *s = cJSON_IsString(a0) ? a0->valuestring : NULL;
-        if (s && !strncmp(s, "Bert", 4)) { c->arch = CL_ARCH_BERT; strcpy(c->model_type, "bert"); }
-        else if (s && (!strncmp(s, "Roberta", 7) || !strncmp(s, "XLMRoberta", 10) || !strncmp(s, "Camembert", 9))) {
-            c->arch = CL_ARCH_ROBERTA;
-            strcpy(c->model_type, "roberta");
-        } else {
+        if (!(ad = cl_arch_by_class(cJSON_IsString(a0) ? a0->valuestring : NULL))) {
             rc = cl_errf(err, CL_EMISSING,
-                         "%s: key 'model_type' is missing (and 'architectures' names no Bert or Roberta class)", name);
+                         "%s: key 'model_type' is missing (and 'architectures' names no class of a supported "
+                         "architecture)", name);
             goto done;
         }
+        snprintf(c->model_type, sizeof c->model_type, "%s", ad->model_types[0]);
+        vocab = ad->vocab_defaults[0];
     }
-    int is_bert = c->arch == CL_ARCH_BERT;
-    c->vocab_size = !strcmp(c->model_type, "roberta") ? 50265 : 30522;
+    c->arch = ad->arch;
+    c->vocab_size = vocab;
     c->hidden_size = 768;
     c->num_layers = 12;
     c->num_heads = 12;
     c->intermediate_size = 3072;
     c->max_position = 512;
-    c->type_vocab_size = 2;
-    c->pad_token_id = is_bert ? 0 : 1;
+    c->type_vocab_size = ad->default_type_vocab;
+    c->pad_token_id = ad->default_pad;
+    c->rel_buckets = ad->rel_buckets;
     c->layer_norm_eps = 1e-12f;
     c->act = CL_ACT_GELU;
     c->hidden_dropout = 0.1f;
@@ -253,7 +227,18 @@ int cl_config_parse(cl_config *c, const char *json, size_t len, const char *name
     if ((rc = get_int(&x, "num_attention_heads", 1, 65536, &c->num_heads))) goto done;
     if ((rc = get_int(&x, "intermediate_size", 1, 1000000, &c->intermediate_size))) goto done;
     if ((rc = get_int(&x, "max_position_embeddings", 1, 1000000, &c->max_position))) goto done;
-    if ((rc = get_int(&x, "type_vocab_size", 1, 1000000, &c->type_vocab_size))) goto done;
+    if (ad->type_emb && (rc = get_int(&x, "type_vocab_size", 1, 1000000, &c->type_vocab_size))) goto done;
+    if (ad->rel_buckets) {
+        /* transformers' MPNet always calls relative_position_bucket with 32 buckets and max distance 128, whatever
+         * the config says; a config that says otherwise describes a model the code does not compute */
+        int nb = ad->rel_buckets;
+        if ((rc = get_int(&x, "relative_attention_num_buckets", 1, 1000000, &nb))) goto done;
+        if (nb != ad->rel_buckets) {
+            rc = cl_errf(err, CL_EUNSUP, "%s: key 'relative_attention_num_buckets': %d is not supported (%s uses %d "
+                         "buckets whatever the config says)", name, nb, ad->name, ad->rel_buckets);
+            goto done;
+        }
+    }
     if ((rc = get_int(&x, "pad_token_id", 0, 10000000, &c->pad_token_id))) goto done;
     if (c->hidden_size % c->num_heads) {
         rc = cl_errf(err, CL_EFORMAT, "%s: key 'num_attention_heads': hidden_size %d is not divisible by %d heads",
@@ -265,10 +250,10 @@ int cl_config_parse(cl_config *c, const char *json, size_t len, const char *name
                      c->vocab_size);
         goto done;
     }
-    if (c->arch == CL_ARCH_ROBERTA && c->max_position <= c->pad_token_id + 1) {
+    if (cl_config_max_tokens(c) < 1) {
         rc = cl_errf(err, CL_EFORMAT,
-                     "%s: key 'max_position_embeddings': %d leaves no positions after pad_token_id + 1 = %d "
-                     "(RoBERTa positions start there)", name, c->max_position, c->pad_token_id + 1);
+                     "%s: key 'max_position_embeddings': %d leaves no positions after padding_idx + 1 = %d "
+                     "(%s positions start there)", name, c->max_position, cl_config_position_pad(c) + 1, ad->name);
         goto done;
     }
     if ((rc = get_float(&x, "layer_norm_eps", 0.0, 1, 1.0, &c->layer_norm_eps, NULL))) goto done;
@@ -279,6 +264,7 @@ int cl_config_parse(cl_config *c, const char *json, size_t len, const char *name
     if ((rc = get_float(&x, "hidden_dropout_prob", 0.0, 0, 1.0, &c->hidden_dropout, NULL))) goto done;
     if ((rc = get_float(&x, "attention_probs_dropout_prob", 0.0, 0, 1.0, &c->attention_dropout, NULL))) goto done;
     if ((rc = get_float(&x, "classifier_dropout", 0.0, 0, 1.0, &c->classifier_dropout, NULL))) goto done;
+    if (!ad->classifier_dropout_key) c->classifier_dropout = -1.0f; /* the head uses hidden_dropout_prob */
 
     const char *act;
     if ((rc = get_str(&x, "hidden_act", &act))) goto done;
@@ -366,5 +352,5 @@ uint64_t cl_config_n_params_encoder(const cl_config *c) {
     uint64_t H = (uint64_t)c->hidden_size, I = (uint64_t)c->intermediate_size;
     uint64_t emb = ((uint64_t)c->vocab_size + (uint64_t)c->max_position + (uint64_t)c->type_vocab_size) * H + 2 * H;
     uint64_t layer = 4 * (H * H + H) + (I * H + I) + (H * I + H) + 4 * H;
-    return emb + (uint64_t)c->num_layers * layer;
+    return emb + (uint64_t)c->num_layers * layer + (uint64_t)c->rel_buckets * (uint64_t)c->num_heads;
 }

@@ -1,4 +1,4 @@
-/* BERT / RoBERTa encoder + sequence-classification head, forward and backward (see encoder.h). */
+/* BERT / RoBERTa / MPNet encoder + sequence-classification head, forward and backward (see encoder.h). */
 #include "model/encoder.h"
 #include <math.h>
 #include <omp.h>
@@ -39,6 +39,8 @@ struct cl_encoder {
     layer_acts *acts;  /* NL stored slots (training workspace) */
     layer_acts scratch;
     float *tmp;        /* (N, H) dense outputs before dropout + residual */
+    float *relb;       /* (NH, 2T - 1) relative-attention bias of the current T (MPNet); NULL otherwise */
+    const cl_head_layout *head;
     float *att_scratch; /* nthreads * 2 * T * T */
     /* head */
     float *cls, *cls_d, *hpre, *hact, *hact_d, *logits, *dlogits;
@@ -95,7 +97,7 @@ void cl_encoder_free(cl_encoder *e) {
     }
     free_acts(&e->scratch);
     void *p[] = {e->ids, e->types, e->pos, e->len, e->labels, e->targets, e->emb, e->emb_mean, e->emb_rstd, e->x0,
-                 e->tmp, e->att_scratch, e->cls, e->cls_d, e->hpre, e->hact, e->hact_d, e->logits, e->dlogits,
+                 e->tmp, e->relb, e->att_scratch, e->cls, e->cls_d, e->hpre, e->hact, e->hact_d, e->logits, e->dlogits,
                  e->d_hact, e->d_hpre, e->d_cls, e->g0, e->g1, e->gt, e->d1, e->d2, e->dq, e->dk, e->dv, e->dI,
                  e->demb, e->bf16_ws};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) cl_free(p[i]);
@@ -110,11 +112,13 @@ int cl_encoder_new(cl_encoder **out, const cl_model *m, int max_B, int max_T, in
     if (c->hidden_size < 1 || c->num_heads < 1 || c->hidden_size % c->num_heads)
         return cl_errf(err, CL_EINVAL, "encoder: hidden_size %d is not a multiple of num_attention_heads %d",
                        c->hidden_size, c->num_heads);
-    int maxpos = c->max_position - (c->arch == CL_ARCH_ROBERTA ? c->pad_token_id + 1 : 0);
+    int maxpos = cl_config_max_tokens(c);
     if (max_T > maxpos)
         return cl_errf(err, CL_EINVAL, "encoder: sequence length %d exceeds the model's %d positions", max_T, maxpos);
-    if (m->head != CL_HEAD_NONE && (!m->head_out.w || (m->head == CL_HEAD_ROBERTA ? !m->head_dense.w : !m->pooler.w)))
+    if (m->head != CL_HEAD_NONE && (!m->head_out.w || !cl_model_head_dense((cl_model *)m)))
         return cl_errf(err, CL_EMISSING, "encoder: the classification head's weights are missing");
+    if (c->rel_buckets && !m->rel_bias)
+        return cl_errf(err, CL_EMISSING, "encoder: the relative-attention bias is missing");
     cl_encoder *e = calloc(1, sizeof *e);
     if (!e) return cl_errf(err, CL_ENOMEM, "encoder: out of memory");
     e->m = m;
@@ -127,6 +131,7 @@ int cl_encoder_new(cl_encoder **out, const cl_model *m, int max_B, int max_T, in
     e->HS = e->H / e->NH;
     e->NL = c->num_layers;
     e->L = m->head == CL_HEAD_NONE ? 0 : m->head_out.d_out;
+    e->head = cl_head_layout_of(m->head);
     e->nthreads = omp_get_max_threads();
     e->p_hidden = c->hidden_dropout;
     e->p_att = c->attention_dropout;
@@ -149,6 +154,7 @@ int cl_encoder_new(cl_encoder **out, const cl_model *m, int max_B, int max_T, in
     A(e->emb_rstd, N, float);
     A(e->x0, NHs, float);
     A(e->tmp, NHs, float);
+    if (c->rel_buckets) A(e->relb, (size_t)e->NH * (2 * (size_t)max_T - 1), float);
     /* bf16 mode's attention also packs its operands there (model/gemm_bf16.h) */
     A(e->att_scratch,
       (size_t)e->nthreads * (m->bf16 ? cl_bf16_attention_scratch(max_T, e->HS) : 2 * (size_t)max_T * max_T), float);
@@ -250,11 +256,11 @@ static void layer_forward(cl_encoder *e, int l, layer_acts *a) {
     lin_fwd(e, l, CL_MOD_VALUE, a->x_in, a->v);
     cl_dropout da = drop_site(e, SITE_LAYER + 4 * (uint64_t)l, e->p_att);
     if (e->m->bf16) /* bf16 mode: its products in bf16, the rest vectorised, the same masks (model/gemm_bf16.h) */
-        cl_bf16_attention_forward(a->ctx, a->att, e->att_scratch, a->q, a->k, a->v, e->len, e->B, e->T, e->NH,
+        cl_bf16_attention_forward(a->ctx, a->att, e->att_scratch, a->q, a->k, a->v, e->relb, e->len, e->B, e->T, e->NH,
                                   e->HS, &da, nt_att(e));
     else
-        cl_attention_forward(a->ctx, a->att, e->att_scratch, a->q, a->k, a->v, e->len, e->B, e->T, e->NH, e->HS, &da,
-                             nt_att(e));
+        cl_attention_forward(a->ctx, a->att, e->att_scratch, a->q, a->k, a->v, e->relb, e->len, e->B, e->T, e->NH,
+                             e->HS, &da, nt_att(e));
     lin_fwd(e, l, CL_MOD_ATTN_OUT, a->ctx, e->tmp);
     cl_dropout d1 = drop_site(e, SITE_LAYER + 4 * (uint64_t)l + 1, e->p_hidden);
     res_ln(e, a->ln1_out, a->ln1_mean, a->ln1_rstd, a->ln1_in, a->x_in, e->tmp, &d1, w->ln1_w, w->ln1_b);
@@ -276,8 +282,8 @@ static void head_forward(cl_encoder *e) {
     const int B = e->B, H = e->H, T = e->T;
     const float *last = cl_encoder_last_hidden(e);
     for (int b = 0; b < B; b++) memcpy(e->cls + (size_t)b * H, last + (size_t)b * T * H, (size_t)H * sizeof(float));
-    const cl_linear *dense = m->head == CL_HEAD_ROBERTA ? &m->head_dense : &m->pooler;
-    cl_dropout d0 = drop_site(e, SITE_HEAD_IN, m->head == CL_HEAD_ROBERTA ? e->p_cls : 0.0f);
+    const cl_linear *dense = cl_model_head_dense((cl_model *)m);
+    cl_dropout d0 = drop_site(e, SITE_HEAD_IN, e->head->dropout_in ? e->p_cls : 0.0f);
     cl_dropout_forward(e->cls_d, e->cls, (size_t)B * H, &d0);
     cl_linear_forward(e->hpre, e->cls_d, dense->w, dense->b, B, H, dense->d_out);
     cl_tanh_forward(e->hact, e->hpre, (size_t)B * H);
@@ -318,9 +324,10 @@ int cl_encoder_forward(cl_encoder *e, const cl_batch *bt, const cl_fwd_opts *opt
         if (bt->ids[i] < 0 || bt->ids[i] >= c->vocab_size)
             return cl_errf(err, CL_EINVAL, "encoder: sequence %d position %d: token id %d outside the vocabulary [0, %d)",
                            i / T, i % T, bt->ids[i], c->vocab_size);
-        if (bt->type_ids && (bt->type_ids[i] < 0 || bt->type_ids[i] >= c->type_vocab_size))
-            return cl_errf(err, CL_EINVAL, "encoder: sequence %d position %d: token type %d outside [0, %d)", i / T,
-                           i % T, bt->type_ids[i], c->type_vocab_size);
+        if (bt->type_ids && bt->type_ids[i] && (bt->type_ids[i] < 0 || bt->type_ids[i] >= c->type_vocab_size))
+            return cl_errf(err, CL_EINVAL, "encoder: sequence %d position %d: token type %d outside [0, %d)%s", i / T,
+                           i % T, bt->type_ids[i], c->type_vocab_size > 0 ? c->type_vocab_size : 1,
+                           m->type_emb ? "" : " (the model has no token types)");
     }
     e->B = B;
     e->T = T;
@@ -328,7 +335,7 @@ int cl_encoder_forward(cl_encoder *e, const cl_batch *bt, const cl_fwd_opts *opt
     e->opts = *opts;
     memcpy(e->ids, bt->ids, (size_t)N * sizeof(int32_t));
     memcpy(e->len, bt->len, (size_t)B * sizeof(int32_t));
-    e->has_types = bt->type_ids != NULL;
+    e->has_types = bt->type_ids != NULL && m->type_emb != NULL; /* all 0 without token types (checked above) */
     if (e->has_types) memcpy(e->types, bt->type_ids, (size_t)N * sizeof(int32_t));
     e->has_labels = opts->labels != NULL;
     if (e->has_labels) memcpy(e->labels, opts->labels, (size_t)B * sizeof(int32_t));
@@ -360,7 +367,8 @@ int cl_encoder_forward(cl_encoder *e, const cl_batch *bt, const cl_fwd_opts *opt
 
     /* embeddings */
     const int H = e->H;
-    cl_position_ids(e->pos, e->ids, B, T, c->arch, c->pad_token_id);
+    cl_position_ids(e->pos, e->ids, B, T, cl_config_position_pad(c));
+    if (e->relb) cl_rel_bias_table(e->relb, m->rel_bias, T, e->NH, c->rel_buckets, cl_model_arch(m)->rel_max_distance);
     cl_embed_forward(e->emb, e->ids, e->pos, e->has_types ? e->types : NULL, m->word_emb, m->pos_emb, m->type_emb,
                      N, H);
     cl_layernorm_forward(e->x0, e->emb_mean, e->emb_rstd, e->emb, m->emb_ln_w, m->emb_ln_b, N, H,
@@ -455,7 +463,7 @@ int cl_encoder_backward_logits(cl_encoder *e, const float *dlogits, const cl_hea
     const cl_model *m = e->m;
     const int B = e->B, H = e->H, T = e->T, L = e->L;
     const size_t BH = (size_t)B * H;
-    const cl_linear *dense = m->head == CL_HEAD_ROBERTA ? &m->head_dense : &m->pooler;
+    const cl_linear *dense = cl_model_head_dense((cl_model *)m);
     /* out_proj / classifier */
     memset(e->d_hact, 0, BH * sizeof(float));
     cl_linear_backward(e->d_hact, g->out_w, g->out_b, dlogits, e->hact_d, m->head_out.w, B, H, L);
@@ -467,7 +475,7 @@ int cl_encoder_backward_logits(cl_encoder *e, const float *dlogits, const cl_hea
     if (deeper) memset(e->d_cls, 0, BH * sizeof(float));
     cl_linear_backward(deeper ? e->d_cls : NULL, g->dense_w, g->dense_b, e->d_hpre, e->cls_d, dense->w, B, H, H);
     if (!deeper) return 0;
-    cl_dropout d0 = drop_site(e, SITE_HEAD_IN, m->head == CL_HEAD_ROBERTA ? e->p_cls : 0.0f);
+    cl_dropout d0 = drop_site(e, SITE_HEAD_IN, e->head->dropout_in ? e->p_cls : 0.0f);
     cl_dropout_forward(e->d_cls, e->d_cls, BH, &d0);
     /* into the encoder: only token 0 of each sequence has a gradient */
     const size_t NHs = (size_t)e->N * H;

@@ -448,13 +448,14 @@ size_t cl_bf16_attention_scratch(int T, int HS) {
 TGT static inline float hmax(__m512 v) { return _mm512_reduce_max_ps(v); }
 TGT static inline float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
 
-/* row (T) = softmax(scale * row[0..L)), zeros after */
-TGT static void softmax_row(float *row, int L, int T, float scale) {
+/* row (T) = softmax(scale * row[0..L) + bias[0..L)), zeros after (bias NULL: none) */
+TGT static void softmax_row(float *row, const float *bias, int L, int T, float scale) {
     const __m512 sc = _mm512_set1_ps(scale);
     __m512 mx = _mm512_set1_ps(-INFINITY);
     for (int j = 0; j < L; j += 16) {
         __mmask16 in = tail_mask(L - j);
         __m512 x = _mm512_mul_ps(_mm512_maskz_loadu_ps(in, row + j), sc);
+        if (bias) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(in, bias + j));
         _mm512_mask_storeu_ps(row + j, in, x);
         mx = _mm512_mask_max_ps(mx, in, mx, x);
     }
@@ -475,7 +476,7 @@ TGT static void softmax_row(float *row, int L, int T, float scale) {
 }
 
 TGT void cl_bf16_attention_forward(float *out, float *att, float *scratch, const float *q, const float *k,
-                               const float *v, const int32_t *len, int B, int T, int NH, int HS,
+                               const float *v, const float *relb, const int32_t *len, int B, int T, int NH, int HS,
                                const cl_dropout *drop, int nthreads) {
     const int C = NH * HS;
     const float scale = 1.0f / sqrtf((float)HS);
@@ -492,7 +493,8 @@ TGT void cl_bf16_attention_forward(float *out, float *att, float *scratch, const
         conv_rows(pa, q + off, T, HS, C);
         pack_pairs(pb, k + off, L, HS, C, AT_NR, 0);
         small_gemm(P, T, pa, 1, pb, T, L, HS, 0);
-        for (int i = 0; i < T; i++) softmax_row(P + (size_t)i * T, L, T, scale);
+        for (int i = 0; i < T; i++)
+            softmax_row(P + (size_t)i * T, relb ? relb + (size_t)h * (2 * T - 1) + (T - 1 - i) : NULL, L, T, scale);
         const float *Pd = P;
         if (dp.on) {
             float *D = P == tmp ? P : tmp; /* inference: drop in place; training: keep att pre-dropout */

@@ -64,7 +64,7 @@ void cl_bf16_gemm(float *out, const float *inp, const cl_bf16_w *w, const float 
  * nthreads * cl_bf16_attention_scratch(T, HS) floats, 64-byte aligned (forward and backward alike). */
 size_t cl_bf16_attention_scratch(int T, int HS);
 void cl_bf16_attention_forward(float *out, float *att, float *scratch, const float *q, const float *k,
-                               const float *v, const int32_t *len, int B, int T, int NH, int HS,
+                               const float *v, const float *relb, const int32_t *len, int B, int T, int NH, int HS,
                                const cl_dropout *drop, int nthreads);
 void cl_bf16_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *q,
                                 const float *k, const float *v, const float *att, const int32_t *len, int B, int T,

@@ -153,43 +153,28 @@ static int want_cmp(const void *a, const void *b) {
     return strcmp(((const want_t *)a)->name, ((const want_t *)b)->name);
 }
 
+typedef struct {
+    want_list *wl;
+    cl_error *err;
+} want_ctx;
+
+static int want_one(void *user, const cl_model_tensor *t) {
+    want_ctx *x = user;
+    static const int kinds[] = {[CL_TENSOR_ENCODER] = K_ENC, [CL_TENSOR_POOLER] = K_POOLER, [CL_TENSOR_HEAD] = K_HEAD};
+    return want_add(x->wl, x->err, kinds[t->kind], t->ptr, t->ndim, t->shape[0], t->ndim > 1 ? t->shape[1] : 0, "%s",
+                    t->name);
+}
+
+/* the expected tensors: the architecture table's list (model/arch.c) with the head of its classifier */
 static int build_wants(cl_model *m, want_list *wl, cl_error *err) {
     const cl_config *c = &m->cfg;
-    int64_t H = c->hidden_size, I = c->intermediate_size;
-    int rc = 0;
-    rc |= want_add(wl, err, K_ENC, &m->word_emb, 2, c->vocab_size, H, "embeddings.word_embeddings.weight");
-    rc |= want_add(wl, err, K_ENC, &m->pos_emb, 2, c->max_position, H, "embeddings.position_embeddings.weight");
-    rc |= want_add(wl, err, K_ENC, &m->type_emb, 2, c->type_vocab_size, H, "embeddings.token_type_embeddings.weight");
-    rc |= want_add(wl, err, K_ENC, &m->emb_ln_w, 1, H, 0, "embeddings.LayerNorm.weight");
-    rc |= want_add(wl, err, K_ENC, &m->emb_ln_b, 1, H, 0, "embeddings.LayerNorm.bias");
-    static const char *lin_names[CL_MOD_COUNT] = {"attention.self.query", "attention.self.key", "attention.self.value",
-                                                  "attention.output.dense", "intermediate.dense", "output.dense"};
-    for (int l = 0; l < c->num_layers && !rc; l++) {
-        cl_layer_weights *L = &m->layers[l];
+    for (int l = 0; l < c->num_layers; l++)
         for (int k = 0; k < CL_MOD_COUNT; k++) {
-            int64_t dout = k == CL_MOD_INTER ? I : H, din = k == CL_MOD_OUT ? I : H;
-            L->lin[k].d_out = (int)dout;
-            L->lin[k].d_in = (int)din;
-            rc |= want_add(wl, err, K_ENC, &L->lin[k].w, 2, dout, din, "encoder.layer.%d.%s.weight", l, lin_names[k]);
-            rc |= want_add(wl, err, K_ENC, &L->lin[k].b, 1, dout, 0, "encoder.layer.%d.%s.bias", l, lin_names[k]);
+            m->layers[l].lin[k].d_out = k == CL_MOD_INTER ? c->intermediate_size : c->hidden_size;
+            m->layers[l].lin[k].d_in = k == CL_MOD_OUT ? c->intermediate_size : c->hidden_size;
         }
-        rc |= want_add(wl, err, K_ENC, &L->ln1_w, 1, H, 0, "encoder.layer.%d.attention.output.LayerNorm.weight", l);
-        rc |= want_add(wl, err, K_ENC, &L->ln1_b, 1, H, 0, "encoder.layer.%d.attention.output.LayerNorm.bias", l);
-        rc |= want_add(wl, err, K_ENC, &L->ln2_w, 1, H, 0, "encoder.layer.%d.output.LayerNorm.weight", l);
-        rc |= want_add(wl, err, K_ENC, &L->ln2_b, 1, H, 0, "encoder.layer.%d.output.LayerNorm.bias", l);
-    }
-    rc |= want_add(wl, err, K_POOLER, &m->pooler.w, 2, H, H, "pooler.dense.weight");
-    rc |= want_add(wl, err, K_POOLER, &m->pooler.b, 1, H, 0, "pooler.dense.bias");
-    if (c->arch == CL_ARCH_ROBERTA) {
-        rc |= want_add(wl, err, K_HEAD, &m->head_dense.w, 2, H, H, "classifier.dense.weight");
-        rc |= want_add(wl, err, K_HEAD, &m->head_dense.b, 1, H, 0, "classifier.dense.bias");
-        rc |= want_add(wl, err, K_HEAD, &m->head_out.w, 2, -1, H, "classifier.out_proj.weight");
-        rc |= want_add(wl, err, K_HEAD, &m->head_out.b, 1, -1, 0, "classifier.out_proj.bias");
-    } else {
-        rc |= want_add(wl, err, K_HEAD, &m->head_out.w, 2, -1, H, "classifier.weight");
-        rc |= want_add(wl, err, K_HEAD, &m->head_out.b, 1, -1, 0, "classifier.bias");
-    }
-    if (rc) return CL_ENOMEM;
+    want_ctx x = {wl, err};
+    if (cl_model_tensors(m, cl_model_arch(m)->head, 1, want_one, &x)) return CL_ENOMEM;
     qsort(wl->w, (size_t)wl->n, sizeof *wl->w, want_cmp);
     return 0;
 }
@@ -200,10 +185,11 @@ static want_t *want_find(want_list *wl, const char *name) {
     return bsearch(&key, wl->w, (size_t)wl->n, sizeof *wl->w, want_cmp);
 }
 
-/* Transformers' name for a checkpoint name: strip "roberta." / "bert." and map old LayerNorm.gamma/beta. */
-static char *normalise_name(const char *s) {
-    if (!strncmp(s, "roberta.", 8)) s += 8;
-    else if (!strncmp(s, "bert.", 5)) s += 5;
+/* Transformers' name for a checkpoint name: strip the architecture's prefix ("bert.", "roberta.", "mpnet.") and map
+ * old LayerNorm.gamma/beta. */
+static char *normalise_name(const char *s, const char *prefix) {
+    size_t pl = strlen(prefix);
+    if (!strncmp(s, prefix, pl) && s[pl] == '.') s += pl + 1;
     size_t n = strlen(s);
     char *out = malloc(n + 8);
     if (!out) return NULL;
@@ -422,7 +408,7 @@ int cl_model_load(cl_model *m, const char *dir, const cl_load_opts *opts, cl_err
     for (int s = 0; s < nshards; s++) {
         for (int i = 0; i < sts[s].n; i++) {
             const cl_st_tensor *t = &sts[s].t[i];
-            char *norm = normalise_name(t->name);
+            char *norm = normalise_name(t->name, cl_model_arch(m)->prefix);
             if (!norm) { rc = cl_errf(err, CL_ENOMEM, "out of memory"); goto fail; }
             want_t *w = want_find(&wl, norm);
             if (!w) {
@@ -490,9 +476,9 @@ int cl_model_load(cl_model *m, const char *dir, const cl_load_opts *opts, cl_err
             fmt_shape(exp, sizeof exp, w->ndim, w->shape);
             rc = cl_errf(err, CL_ESHAPE,
                          "%s: tensor '%s' has shape %s but config.json (hidden_size %d, intermediate_size %d, "
-                         "vocab_size %d, max_position_embeddings %d, type_vocab_size %d) expects %s",
-                         w->src_file, t->name, got, c->hidden_size, c->intermediate_size, c->vocab_size,
-                         c->max_position, c->type_vocab_size, exp);
+                         "vocab_size %d, max_position_embeddings %d, type_vocab_size %d, num_attention_heads %d) "
+                         "expects %s", w->src_file, t->name, got, c->hidden_size, c->intermediate_size, c->vocab_size,
+                         c->max_position, c->type_vocab_size, c->num_heads, exp);
             goto fail;
         }
         if (t->dtype != CL_DT_F32 && t->dtype != CL_DT_F16 && t->dtype != CL_DT_BF16 && t->dtype != CL_DT_F64) {
@@ -502,7 +488,8 @@ int cl_model_load(cl_model *m, const char *dir, const cl_load_opts *opts, cl_err
         }
     }
     if (pooler_found == 1) {
-        rc = cl_errf(err, CL_EMISSING, "%s: the pooler is incomplete (pooler.dense.weight and .bias go together)", dir);
+        rc = cl_errf(err, CL_EMISSING, "%s: the pooler is incomplete (%s.weight and .bias go together)", dir,
+                     cl_model_arch(m)->pooler);
         goto fail;
     }
     if (head_found && head_found != head_total) {
@@ -516,7 +503,8 @@ int cl_model_load(cl_model *m, const char *dir, const cl_load_opts *opts, cl_err
     }
 
     /* head decision */
-    cl_head_kind hk = c->arch == CL_ARCH_ROBERTA ? CL_HEAD_ROBERTA : CL_HEAD_BERT;
+    const cl_head_kind hk = cl_model_arch(m)->head;
+    const int hk_dense = cl_head_layout_of(hk)->dense != NULL; /* else the pooler is the dense layer */
     int use_file_head = 0, init_head = 0, init_pooler = 0, L = 0;
     if (opts->num_labels > 0) {
         L = opts->num_labels;
@@ -542,13 +530,14 @@ int cl_model_load(cl_model *m, const char *dir, const cl_load_opts *opts, cl_err
         use_file_head = 1;
         L = (int)Lfile;
     }
-    if ((use_file_head || init_head) && hk == CL_HEAD_BERT && !pooler_found) {
+    if ((use_file_head || init_head) && !hk_dense && !pooler_found) {
+        const char *pn = cl_model_arch(m)->pooler;
         init_pooler = 1;
         rc = list_add(&p->notes, &p->nnotes, &p->capnotes, err,
-                      "no pooler in the checkpoint: initialised pooler.dense for the BERT head (seed %llu)",
-                      (unsigned long long)opts->head_seed);
-        if (!rc) rc = list_add(&p->missing, &p->nmissing, &p->capmissing, err, "pooler.dense.weight");
-        if (!rc) rc = list_add(&p->missing, &p->nmissing, &p->capmissing, err, "pooler.dense.bias");
+                      "no pooler in the checkpoint: initialised %s for the %s head (seed %llu)", pn,
+                      cl_model_arch(m)->name, (unsigned long long)opts->head_seed);
+        if (!rc) rc = list_add(&p->missing, &p->nmissing, &p->capmissing, err, "%s.weight", pn);
+        if (!rc) rc = list_add(&p->missing, &p->nmissing, &p->capmissing, err, "%s.bias", pn);
         if (rc) goto fail;
     }
     if (init_head) {
@@ -573,7 +562,7 @@ int cl_model_load(cl_model *m, const char *dir, const cl_load_opts *opts, cl_err
     }
     if (init_pooler) arena_n += round16((uint64_t)H * H) + round16((uint64_t)H);
     if (init_head) {
-        if (hk == CL_HEAD_ROBERTA) arena_n += round16((uint64_t)H * H) + round16((uint64_t)H);
+        if (hk_dense) arena_n += round16((uint64_t)H * H) + round16((uint64_t)H);
         arena_n += round16((uint64_t)L * H) + round16((uint64_t)L);
     }
     snprintf(p->rep.dtype, sizeof p->rep.dtype, "%s",
@@ -606,7 +595,7 @@ int cl_model_load(cl_model *m, const char *dir, const cl_load_opts *opts, cl_err
         memset(m->pooler.b, 0, (size_t)H * sizeof(float));
     }
     if (init_head) {
-        if (hk == CL_HEAD_ROBERTA) {
+        if (hk_dense) {
             m->head_dense.w = ap; ap += round16((uint64_t)H * H);
             m->head_dense.b = ap; ap += round16((uint64_t)H);
             fill_normal(&rng, m->head_dense.w, (size_t)H * H, 0.02f);
@@ -625,7 +614,7 @@ int cl_model_load(cl_model *m, const char *dir, const cl_load_opts *opts, cl_err
         m->head_from_file = use_file_head;
         m->head_out.d_out = L;
         m->head_out.d_in = H;
-        if (hk == CL_HEAD_ROBERTA) { m->head_dense.d_out = H; m->head_dense.d_in = H; }
+        if (hk_dense) { m->head_dense.d_out = H; m->head_dense.d_in = H; }
         set_labels(&m->cfg, L);
     } else {
         m->head = CL_HEAD_NONE;
@@ -663,7 +652,9 @@ int cl_model_init_random(cl_model *m, const cl_config *cfg, cl_head_kind head, i
     if (head != CL_HEAD_NONE && (num_labels <= 0 || num_labels > 100000))
         return cl_errf(err, CL_EINVAL, "cl_model_init_random: a head needs num_labels in 1..100000, got %d", num_labels);
     if (cfg->hidden_size <= 0 || cfg->num_layers <= 0 || cfg->num_heads <= 0 || cfg->intermediate_size <= 0 ||
-        cfg->vocab_size <= 0 || cfg->max_position <= 0 || cfg->type_vocab_size <= 0 ||
+        cfg->vocab_size <= 0 || cfg->max_position <= 0 || cfg->type_vocab_size < 0 || !cl_arch_get(cfg->arch) ||
+        (cl_arch_get(cfg->arch)->type_emb != NULL) != (cfg->type_vocab_size > 0) ||
+        cfg->rel_buckets != cl_arch_get(cfg->arch)->rel_buckets ||
         cfg->hidden_size % cfg->num_heads)
         return cl_errf(err, CL_EINVAL, "cl_model_init_random: invalid config sizes");
     m->cfg = *cfg;
@@ -689,15 +680,18 @@ int cl_model_init_random(cl_model *m, const cl_config *cfg, cl_head_kind head, i
     uint64_t H = (uint64_t)c->hidden_size, I = (uint64_t)c->intermediate_size, L = (uint64_t)num_labels;
     m->layers = calloc((size_t)c->num_layers, sizeof *m->layers);
     if (!m->layers) { cl_model_free(m); return cl_errf(err, CL_ENOMEM, "out of memory for %d layers", c->num_layers); }
-    int pooler = c->arch == CL_ARCH_BERT || head == CL_HEAD_BERT;
+    const cl_arch_desc *ad = cl_model_arch(m);
+    const cl_head_layout *hl = cl_head_layout_of(head);
+    int pooler = ad->pooler_in_seqcls || (hl && !hl->dense);
     uint64_t n = round16((uint64_t)c->vocab_size * H) + round16((uint64_t)c->max_position * H) +
-                 round16((uint64_t)c->type_vocab_size * H) + 2 * round16(H);
+                 round16((uint64_t)c->type_vocab_size * H) + 2 * round16(H) +
+                 round16((uint64_t)c->rel_buckets * (uint64_t)c->num_heads);
     uint64_t per = 4 * (round16(H * H) + round16(H)) + round16(I * H) + round16(I) + round16(H * I) + round16(H) +
                    4 * round16(H);
     n += (uint64_t)c->num_layers * per;
     if (pooler) n += round16(H * H) + round16(H);
-    if (head == CL_HEAD_ROBERTA) n += round16(H * H) + round16(H);
-    if (head != CL_HEAD_NONE) n += round16(L * H) + round16(L);
+    if (hl && hl->dense) n += round16(H * H) + round16(H);
+    if (hl) n += round16(L * H) + round16(L);
     p->arena = cl_alloc(n, sizeof(float), err);
     if (!p->arena) { cl_model_free(m); return CL_ENOMEM; }
     float *ap = p->arena;
@@ -708,12 +702,12 @@ int cl_model_init_random(cl_model *m, const cl_config *cfg, cl_head_kind head, i
 #define CONST(ptr, cnt, v) do { TAKE(ptr, cnt); for (uint64_t _i = 0; _i < (cnt); _i++) (ptr)[_i] = (v); } while (0)
     NORMAL(m->word_emb, (uint64_t)c->vocab_size * H);
     NORMAL(m->pos_emb, (uint64_t)c->max_position * H);
-    NORMAL(m->type_emb, (uint64_t)c->type_vocab_size * H);
+    if (c->type_vocab_size) NORMAL(m->type_emb, (uint64_t)c->type_vocab_size * H);
     /* nn.Embedding(padding_idx=pad) rows are zero after transformers' _init_weights */
     if (c->pad_token_id >= 0 && c->pad_token_id < c->vocab_size)
         memset(m->word_emb + (size_t)c->pad_token_id * H, 0, H * sizeof(float));
-    if (c->arch == CL_ARCH_ROBERTA && c->pad_token_id >= 0 && c->pad_token_id < c->max_position)
-        memset(m->pos_emb + (size_t)c->pad_token_id * H, 0, H * sizeof(float));
+    const int ppad = cl_config_position_pad(c);
+    if (ppad >= 0 && ppad < c->max_position) memset(m->pos_emb + (size_t)ppad * H, 0, H * sizeof(float));
     CONST(m->emb_ln_w, H, 1.0f);
     CONST(m->emb_ln_b, H, 0.0f);
     for (int l = 0; l < c->num_layers; l++) {
@@ -730,12 +724,13 @@ int cl_model_init_random(cl_model *m, const cl_config *cfg, cl_head_kind head, i
         CONST(Lw->ln2_w, H, 1.0f);
         CONST(Lw->ln2_b, H, 0.0f);
     }
+    if (c->rel_buckets) NORMAL(m->rel_bias, (uint64_t)c->rel_buckets * (uint64_t)c->num_heads);
     if (pooler) {
         NORMAL(m->pooler.w, H * H);
         CONST(m->pooler.b, H, 0.0f);
         m->pooler.d_out = m->pooler.d_in = (int)H;
     }
-    if (head == CL_HEAD_ROBERTA) {
+    if (hl && hl->dense) {
         NORMAL(m->head_dense.w, H * H);
         CONST(m->head_dense.b, H, 0.0f);
         m->head_dense.d_out = m->head_dense.d_in = (int)H;

@@ -49,11 +49,11 @@ void cl_dropout_backward(float *dx, const float *dy, size_t n, const cl_dropout 
 }
 
 /* ---- embeddings ------------------------------------------------------------------------------------------- */
-void cl_position_ids(int32_t *pos, const int32_t *ids, int B, int T, cl_arch arch, int pad_id) {
+void cl_position_ids(int32_t *pos, const int32_t *ids, int B, int T, int pad_id) {
     for (int b = 0; b < B; b++) {
         int rank = 0;
         for (int t = 0; t < T; t++) {
-            if (arch == CL_ARCH_ROBERTA) {
+            if (pad_id >= 0) {
                 int tok = ids[(size_t)b * T + t] != pad_id;
                 rank += tok;
                 pos[(size_t)b * T + t] = tok ? pad_id + rank : pad_id;
@@ -70,8 +70,12 @@ void cl_embed_forward(float *out, const int32_t *ids, const int32_t *pos, const 
     for (int n = 0; n < N; n++) {
         const float *w = word_emb + (size_t)ids[n] * H;
         const float *p = pos_emb + (size_t)pos[n] * H;
-        const float *ty = type_emb + (size_t)(types ? types[n] : 0) * H;
         float *o = out + (size_t)n * H;
+        if (!type_emb) {
+            for (int i = 0; i < H; i++) o[i] = w[i] + p[i];
+            continue;
+        }
+        const float *ty = type_emb + (size_t)(types ? types[n] : 0) * H;
         for (int i = 0; i < H; i++) o[i] = w[i] + ty[i] + p[i]; /* transformers' order: word + type, then + pos */
     }
 }
@@ -346,8 +350,17 @@ void cl_tanh_backward(float *dinp, const float *dout, const float *out, size_t n
 }
 
 /* ---- attention -------------------------------------------------------------------------------------------- */
+void cl_rel_bias_table(float *relb, const float *w, int T, int NH, int buckets, int max_distance) {
+    const int W = 2 * T - 1;
+    for (int d = -(T - 1); d <= T - 1; d++) {
+        const int bk = cl_rel_bucket(d, buckets, max_distance);
+        for (int h = 0; h < NH; h++) relb[(size_t)h * W + d + T - 1] = w[(size_t)bk * NH + h];
+    }
+}
+
 void cl_attention_forward(float *out, float *att, float *scratch, const float *q, const float *k, const float *v,
-                          const int32_t *len, int B, int T, int NH, int HS, const cl_dropout *drop, int nthreads) {
+                          const float *relb, const int32_t *len, int B, int T, int NH, int HS,
+                          const cl_dropout *drop, int nthreads) {
     const int C = NH * HS;
     const float scale = 1.0f / sqrtf((float)HS);
     const cl_dropout_plan dp = cl_dropout_plan_of(drop);
@@ -360,6 +373,10 @@ void cl_attention_forward(float *out, float *att, float *scratch, const float *q
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, L, HS, scale, q + off, C, k + off, C, 0.0f, P, T);
         for (int i = 0; i < T; i++) {
             float *row = P + (size_t)i * T;
+            if (relb) {
+                const float *br = relb + (size_t)h * (2 * T - 1) + (T - 1 - i); /* br[j]: key j of query i */
+                for (int j = 0; j < L; j++) row[j] += br[j];
+            }
             float mx = row[0];
             for (int j = 1; j < L; j++) mx = row[j] > mx ? row[j] : mx;
             float sum = exp_shift_row(row, (size_t)L, mx);

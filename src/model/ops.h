@@ -53,10 +53,12 @@ void cl_dropout_forward(float *y, const float *x, size_t n, const cl_dropout *d)
 void cl_dropout_backward(float *dx, const float *dy, size_t n, const cl_dropout *d);
 
 /* ---- embeddings ------------------------------------------------------------------------------------------- */
-/* Position ids (B*T): BERT 0..T-1; RoBERTa: padding-aware as transformers' create_position_ids_from_input_ids
- * (pads take pad_id, other tokens pad_id + 1 + their rank among non-pad tokens). */
-void cl_position_ids(int32_t *pos, const int32_t *ids, int B, int T, cl_arch arch, int pad_id);
-/* out (N, H) = word_emb[ids] + pos_emb[pos] + type_emb[types or 0], N = B*T; ids already range-checked */
+/* Position ids (B*T): pad_id < 0: 0..T-1 (BERT); else padding-aware as transformers'
+ * create_position_ids_from_input_ids (RoBERTa, MPNet: pads take pad_id, other tokens pad_id + 1 + their rank among
+ * non-pad tokens; cl_config_position_pad gives pad_id). */
+void cl_position_ids(int32_t *pos, const int32_t *ids, int B, int T, int pad_id);
+/* out (N, H) = word_emb[ids] + pos_emb[pos] + type_emb[types or 0], N = B*T; ids already range-checked;
+ * type_emb NULL: the architecture has no token types (word + pos) */
 void cl_embed_forward(float *out, const int32_t *ids, const int32_t *pos, const int32_t *types,
                       const float *word_emb, const float *pos_emb, const float *type_emb, int N, int H);
 /* d(word_emb) (V, H) += scatter(dout) (only used by tests; the encoder's embeddings are frozen) */
@@ -100,12 +102,19 @@ void cl_tanh_backward(float *dinp, const float *dout, const float *out, size_t n
 
 /* ---- multi-head self-attention ---------------------------------------------------------------------------- */
 /* q, k, v, out (B*T, NH*HS) with heads side by side (PyTorch's layout before the head split);
- * att (B, NH, T, T): softmax(q k^T / sqrt(HS)) over the first len[b] keys (later keys get exactly 0, as the
+ * att (B, NH, T, T): softmax(q k^T / sqrt(HS) + bias) over the first len[b] keys (later keys get exactly 0, as the
  * additive finfo.min mask of transformers gives), saved for backward (pre-dropout). att may be NULL in
  * inference, then scratch is used. scratch: nthreads * T * T floats (the loop runs on at most nthreads threads).
- * out = dropout(att) v. */
+ * out = dropout(att) v.
+ * relb: NULL, or a relative-position bias (NH, 2T - 1) added after the scaling (MPNet): the bias of query i, key j
+ * in head h is relb[h * (2T - 1) + (j - i) + T - 1]. It is frozen, and the backward reads only the probabilities,
+ * so the backward takes no bias. cl_rel_bias_table builds it. */
 void cl_attention_forward(float *out, float *att, float *scratch, const float *q, const float *k, const float *v,
-                          const int32_t *len, int B, int T, int NH, int HS, const cl_dropout *drop, int nthreads);
+                          const float *relb, const int32_t *len, int B, int T, int NH, int HS,
+                          const cl_dropout *drop, int nthreads);
+/* relb (NH, 2T - 1) from the model's relative_attention_bias (buckets, NH): relb[h][d + T - 1] =
+ * w[bucket(d), h] for d = j - i in [-(T-1), T-1] */
+void cl_rel_bias_table(float *relb, const float *w, int T, int NH, int buckets, int max_distance);
 /* dq, dk, dv (B*T, NH*HS) += ; scratch: nthreads * 2 * T * T floats */
 void cl_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *q,
                            const float *k, const float *v, const float *att, const int32_t *len, int B, int T,

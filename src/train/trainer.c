@@ -232,7 +232,7 @@ static int tctx_setup(cl_tctx *c, const cl_train_opts *o, int need_out, int tok_
     if (cl_tokenizer_vocab_size(c->tok) > c->model.cfg.vocab_size)
         return cl_errf(err, CL_EINVAL, "%s: the tokenizer's %d ids do not fit the model's vocab_size %d", tdir,
                        cl_tokenizer_vocab_size(c->tok), c->model.cfg.vocab_size);
-    int maxpos = c->model.cfg.max_position - (c->model.cfg.arch == CL_ARCH_ROBERTA ? c->model.cfg.pad_token_id + 1 : 0);
+    int maxpos = cl_config_max_tokens(&c->model.cfg);
     if (o->max_length > maxpos)
         return cl_errf(err, CL_EINVAL, "option --max-length: %d is more than the %d positions of %s/config.json",
                        o->max_length, maxpos, o->model_dir);
