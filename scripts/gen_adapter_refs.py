@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """Generates tests/data/adapters/: reference values for the adapter tests, computed by the real peers.
 
-Run: /usr/bin/python3 scripts/gen_adapter_refs.py   (torch 1.13, transformers 4.40, peft 0.10, safetensors;
-deterministic, CPU, a few seconds)
+Run: /usr/bin/python3 scripts/gen_adapter_refs.py [--mpnet]   (torch 1.13, transformers 4.40, peft 0.10,
+safetensors; deterministic, CPU, a few seconds). Without arguments it writes everything below; --mpnet writes only the
+MPNet outputs (tiny_mpnet/, refs_mpnet.safetensors) and leaves tiny_roberta/ and refs.safetensors alone. The MPNet
+part seeds itself, so both ways give the same bytes.
 
 Outputs:
   tiny_roberta/           RobertaForSequenceClassification (hidden 16, 2 layers, 2 heads, FFN 24, vocab 50,
@@ -34,18 +36,167 @@ Outputs:
                                               weight_decay 0.1) for 3 steps on a 37-vector, with
                                               clip_grad_norm_(max_norm 0.5) before each: adamw.p0, adamw.g<k>,
                                               adamw.p<k>, adamw.norm<k>
+  tiny_mpnet/             MPNetForSequenceClassification (hidden 16, 2 layers, 2 heads, FFN 24, vocab 50, positions 40,
+                          layer_norm_eps 1e-5, dropout 0, 2 labels, LayerNorm affine perturbed), with
+                          encoder.relative_attention_bias.weight redrawn with std 2 (so a missing or transposed bias
+                          shows), config.json + model.safetensors (save_pretrained)
+  refs_mpnet.safetensors  the same key scheme as refs.safetensors for the MPNet counterparts (no ada.*, single.*,
+                          adamw.*, which do not depend on the architecture):
+    input_ids, attention_mask, labels, lengths (I32)   3 x 22, lengths [22, 6, 13] (right padding with id 1; <s> 0
+                                              first, </s> 2 last)
+    base.logits
+    lora.*                                    PEFT LoRA SEQ_CLS, target_modules ["q", "v"], r 4, alpha 8, non-zero B:
+                                              lora.base_model.model.mpnet.encoder.layer.L.attention.attn.{q,v}.lora_{A,B}
+                                              .weight, lora.logits, lora.loss, lora.grad.<PEFT key> (A, B and head)
+    cond.*, condp.*                           CondLoRA (code / paper form) on q and v, r 4, alpha 8:
+                                              cond.theta.{q,v}.A|B, cond.logits, cond.loss, cond.grad.{q,v}.A|B,
+                                              cond.grad.base_model.model.classifier.{dense,out_proj}.{weight,bias}
 """
+import argparse
 import json
 import os
+import sys
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
-from transformers import RobertaConfig, RobertaForSequenceClassification
+from transformers import MPNetConfig, MPNetForSequenceClassification, RobertaConfig, RobertaForSequenceClassification
 from peft import LoraConfig, AdaLoraConfig, get_peft_model, TaskType
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "adapters")
+
+
+def lora_refs(model, targets, batch, out):
+    """PEFT LoRA (SEQ_CLS, r 4, alpha 8) on TARGETS with NON-ZERO A and B: lora.logits, lora.loss, the values of
+    every lora_A / lora_B and lora.grad.<PEFT key> of every trainable tensor (head included), into OUT. Returns the
+    PeftModel."""
+    pm = get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_CLS, r=4, lora_alpha=8, lora_dropout=0.0,
+                                          target_modules=targets)).eval()
+    with torch.no_grad():
+        for n, p in pm.named_parameters():
+            if "lora_A" in n or "lora_B" in n:
+                p.copy_(0.3 * torch.randn_like(p))
+    o = pm(**batch)
+    o.loss.backward()
+    out["lora.logits"] = o.logits.detach()
+    out["lora.loss"] = o.loss.detach().reshape(1)
+    for n, p in pm.named_parameters():
+        if not p.requires_grad:
+            continue
+        key = n.replace(".default", "").replace(".modules_to_save", "").replace(".original_module", "")
+        if "lora_" in n:
+            out["lora." + key] = p.detach().clone()
+        out["lora.grad." + key] = p.grad.detach().clone()
+    return pm
+
+
+def condlora_refs(m, layers, attn_of, mods, head, r, alpha, paper, batch, out):
+    """CondLoRA written directly in PyTorch (released-code form A_l = ThA W^T, B_l = W ThB^T; paper form
+    B_l = W^T ThB^T), s = alpha / r, on modules MODS of each layer's attention (attn_of(layer)); the head trainable.
+    Writes cond.* (or condp.*) into OUT: logits, loss, theta.<mod>.A|B, grad.<mod>.A|B, grad.<head key>."""
+    for p in m.parameters():
+        p.requires_grad_(False)
+    for n in head:
+        m.get_parameter(n).requires_grad_(True)
+    d = m.config.hidden_size
+    theta = {mod: (torch.nn.Parameter(0.3 * torch.randn(r, d)), torch.nn.Parameter(0.3 * torch.randn(r, d)))
+             for mod in mods}
+    sc = alpha / r
+
+    def make(lin, mod):
+        ThA, ThB = theta[mod]
+
+        def fwd(x):
+            W = lin.weight
+            A = ThA @ W.T
+            Bm = (W.T if paper else W) @ ThB.T
+            return F.linear(x, W, lin.bias) + sc * (x @ A.T) @ Bm.T
+        return fwd
+
+    for layer in layers:
+        for mod in mods:
+            lin = getattr(attn_of(layer), mod)
+            lin.forward = make(lin, mod)
+    o = m(**batch)
+    o.loss.backward()
+    pre = "condp." if paper else "cond."
+    out[pre + "logits"] = o.logits.detach()
+    out[pre + "loss"] = o.loss.detach().reshape(1)
+    for mod, (ThA, ThB) in theta.items():
+        out[pre + "theta.%s.A" % mod] = ThA.detach().clone()
+        out[pre + "theta.%s.B" % mod] = ThB.detach().clone()
+        out[pre + "grad.%s.A" % mod] = ThA.grad.detach().clone()
+        out[pre + "grad.%s.B" % mod] = ThB.grad.detach().clone()
+    for n in head:
+        out[pre + "grad.base_model.model." + n] = m.get_parameter(n).grad.detach().clone()
+
+
+def mpnet_refs():
+    """tiny_mpnet/ and refs_mpnet.safetensors: base, PEFT LoRA (q, v) and both CondLoRA forms on a tiny MPNet."""
+    torch.manual_seed(4321)
+    out = {}
+    mcfg = MPNetConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=24,
+                       max_position_embeddings=40, pad_token_id=1, bos_token_id=0, eos_token_id=2, num_labels=2,
+                       hidden_act="gelu", initializer_range=0.2, hidden_dropout_prob=0.0,
+                       attention_probs_dropout_prob=0.0, layer_norm_eps=1e-5, relative_attention_num_buckets=32)
+    m0 = MPNetForSequenceClassification(mcfg).eval()
+    with torch.no_grad():
+        for n, p in m0.named_parameters():
+            if "LayerNorm" in n:
+                p.add_(0.1 * torch.randn_like(p))
+        w = m0.mpnet.encoder.relative_attention_bias.weight
+        w.copy_(2.0 * torch.randn_like(w))
+    m0.save_pretrained(os.path.join(OUT, "tiny_mpnet"), safe_serialization=True)
+    msd = {k: v.clone() for k, v in m0.state_dict().items()}
+
+    def mfresh():
+        m = MPNetForSequenceClassification(mcfg).eval()
+        m.load_state_dict(msd)
+        return m
+
+    lengths = [22, 6, 13]
+    B, T = len(lengths), max(lengths)
+    mids = torch.full((B, T), 1, dtype=torch.long)
+    mmask = torch.zeros((B, T), dtype=torch.long)
+    for b, n in enumerate(lengths):
+        mids[b, :n] = torch.randint(3, mcfg.vocab_size, (n,))
+        mids[b, 0], mids[b, n - 1] = 0, 2
+        mmask[b, :n] = 1
+    mlabels = torch.tensor([1, 0, 1], dtype=torch.long)
+    out["input_ids"] = mids.to(torch.int32)
+    out["attention_mask"] = mmask.to(torch.int32)
+    out["labels"] = mlabels.to(torch.int32)
+    out["lengths"] = torch.tensor(lengths, dtype=torch.int32)
+    with torch.no_grad():
+        out["base.logits"] = m0(input_ids=mids, attention_mask=mmask).logits.float()
+        zb = mfresh()
+        zb.mpnet.encoder.relative_attention_bias.weight.zero_()
+        print("tiny_mpnet: max |d base.logits| with the bias zeroed: %.4f (max |logit| %.4f)" % (
+            (zb(input_ids=mids, attention_mask=mmask).logits - out["base.logits"]).abs().max().item(),
+            out["base.logits"].abs().max().item()))
+
+    # PEFT LoRA, q + v, non-zero B
+    lora_refs(mfresh(), ["q", "v"], dict(input_ids=mids, attention_mask=mmask, labels=mlabels), out)
+
+    # CondLoRA in plain PyTorch, q + v
+    head = ["classifier.dense.weight", "classifier.dense.bias", "classifier.out_proj.weight",
+            "classifier.out_proj.bias"]
+    for paper in (False, True):
+        m = mfresh()
+        condlora_refs(m, m.mpnet.encoder.layer, lambda layer: layer.attention.attn, ("q", "v"), head, 4, 8, paper,
+                      dict(input_ids=mids, attention_mask=mmask, labels=mlabels), out)
+
+    save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(OUT, "refs_mpnet.safetensors"))
+    print("wrote", len(out), "tensors to", os.path.join(OUT, "refs_mpnet.safetensors"))
+
+
+_ap = argparse.ArgumentParser()
+_ap.add_argument("--mpnet", action="store_true", help="write only tiny_mpnet/ and refs_mpnet.safetensors")
+if _ap.parse_args().mpnet:
+    os.makedirs(OUT, exist_ok=True)
+    mpnet_refs()
+    sys.exit(0)
 torch.manual_seed(1234)
 os.makedirs(OUT, exist_ok=True)
 refs = {}
@@ -82,64 +233,14 @@ def fresh():
 
 # ---- PEFT LoRA with non-zero B -------------------------------------------------------------------------------
 R, ALPHA = 4, 8
-lcfg = LoraConfig(task_type=TaskType.SEQ_CLS, r=R, lora_alpha=ALPHA, lora_dropout=0.0,
-                  target_modules=["query", "value"])
-pm = get_peft_model(fresh(), lcfg).eval()
-with torch.no_grad():
-    for n, p in pm.named_parameters():
-        if "lora_A" in n or "lora_B" in n:
-            p.copy_(0.3 * torch.randn_like(p))
-out = pm(input_ids=ids, attention_mask=mask, labels=labels)
-out.loss.backward()
-refs["lora.logits"] = out.logits.detach()
-refs["lora.loss"] = out.loss.detach().reshape(1)
-for n, p in pm.named_parameters():
-    if not p.requires_grad:
-        continue
-    key = n.replace(".default", "").replace(".modules_to_save", "").replace(".original_module", "")
-    if "lora_" in n:
-        refs["lora." + key] = p.detach().clone()
-    refs["lora.grad." + key] = p.grad.detach().clone()
+pm = lora_refs(fresh(), ["query", "value"], dict(input_ids=ids, attention_mask=mask, labels=labels), refs)
 
 
 # ---- CondLoRA in plain PyTorch -------------------------------------------------------------------------------
 def condlora(paper):
     m = fresh()
-    for p in m.parameters():
-        p.requires_grad_(False)
-    for n in HEAD:
-        m.get_parameter(n).requires_grad_(True)
-    d = cfg.hidden_size
-    theta = {mod: (torch.nn.Parameter(0.3 * torch.randn(R, d)), torch.nn.Parameter(0.3 * torch.randn(R, d)))
-             for mod in ("query", "value")}
-    s = ALPHA / R
-
-    def make(lin, mod):
-        ThA, ThB = theta[mod]
-
-        def fwd(x):
-            W = lin.weight
-            A = ThA @ W.T
-            B = (W.T if paper else W) @ ThB.T
-            return F.linear(x, W, lin.bias) + s * (x @ A.T) @ B.T
-        return fwd
-
-    for layer in m.roberta.encoder.layer:
-        for mod in ("query", "value"):
-            lin = getattr(layer.attention.self, mod)
-            lin.forward = make(lin, mod)
-    o = m(input_ids=ids, attention_mask=mask, labels=labels)
-    o.loss.backward()
-    pre = "condp." if paper else "cond."
-    refs[pre + "logits"] = o.logits.detach()
-    refs[pre + "loss"] = o.loss.detach().reshape(1)
-    for mod, (ThA, ThB) in theta.items():
-        refs[pre + "theta.%s.A" % mod] = ThA.detach().clone()
-        refs[pre + "theta.%s.B" % mod] = ThB.detach().clone()
-        refs[pre + "grad.%s.A" % mod] = ThA.grad.detach().clone()
-        refs[pre + "grad.%s.B" % mod] = ThB.grad.detach().clone()
-    for n in HEAD:
-        refs[pre + "grad.base_model.model." + n] = m.get_parameter(n).grad.detach().clone()
+    condlora_refs(m, m.roberta.encoder.layer, lambda layer: layer.attention.self, ("query", "value"), HEAD, R, ALPHA,
+                  paper, dict(input_ids=ids, attention_mask=mask, labels=labels), refs)
 
 
 condlora(False)
@@ -219,3 +320,5 @@ for k in range(1, 4):
 
 save_file({k: v.contiguous() for k, v in refs.items()}, os.path.join(OUT, "refs.safetensors"))
 print("wrote", len(refs), "tensors to", OUT)
+
+mpnet_refs()

@@ -9,18 +9,42 @@ runs one padded batch in eval mode with labels, and writes NAME/ref.safetensors 
   grad.<parameter name>                                   gradients of the head's parameters (the only trainable ones)
   input_embeds_grad (B, T, H)                             d loss / d (word embedding output)
 
+MPNet (MPNetForSequenceClassification, the same ref.safetensors contents; token_type_ids all zero for uniformity,
+grad keys without the "mpnet." prefix, pad id 1, <s> id 0 first, right padding, hidden_dropout_prob 0.1 = the head's
+dropout). encoder.relative_attention_bias.weight is redrawn with std 2 (mpnet_cls) / 1.5 (mpnet_reg), so that a
+missing, transposed or reversed bias changes the logits by far more than the test tolerance (the script prints by how
+much); the longest sequence has T >= 100, so every log bucket and the clip at 15 are reached:
+  mpnet_cls/    hidden 32, 2 layers, 4 heads, FFN 64, vocab 64, max_position_embeddings 130, layer_norm_eps 1e-5,
+                2 labels, lengths [105, 9, 37], seed 5
+  mpnet_reg/    hidden 24, 2 layers, 3 heads, FFN 48, vocab 64, max_position_embeddings 130, layer_norm_eps default
+                (1e-12), 1 label (MSE), lengths [12, 101, 3, 40], seed 6
+  mpnet_buckets.safetensors   transformers' MPNetEncoder.relative_position_bucket (num_buckets 32, max_distance 128,
+                as compute_position_bias calls it): relative_position (I32, 2049) = key - query = -1024..1024,
+                bucket (I32, 2049), and bucket_7x7 (I32, 7 x 7): [i, j] = bucket of (j - i), i the query row, j the
+                key column (bucket_7x7[0, 5] = 21, bucket_7x7[5, 0] = 5)
+
 With --minilm DIR (a directory holding all-MiniLM-L6-v2's config.json + model.safetensors or pytorch_model.bin, and
 vocab.txt) it also writes tests/data/encoder/minilm_ref.safetensors: 16 GLUE sentences (SST-2 dev) tokenized with the
 model's BertTokenizer, their padded ids/lengths and the last hidden states.
 
-Run: /usr/bin/python3 scripts/gen_encoder_refs.py [--minilm DIR]
+With --mpnet DIR (all-mpnet-base-v2: config.json, model.safetensors, tokenizer.json) it also writes
+tests/data/encoder/mpnet_ref.safetensors: the first 6 RTE dev sentence pairs of at most 40 tokens (with the specials),
+tokenized as pairs (<s> A </s></s> B </s>) by transformers' AutoTokenizer (tokenizer.json), right-padded with id 1:
+input_ids, token_type_ids (all zero), lengths (I32) and MPNetModel's last_hidden_state (eval, fp32).
+
+--only bert_roberta | mpnet restricts the tiny fixtures to one family (default: all of them).
+
+Run: /usr/bin/python3 scripts/gen_encoder_refs.py [--only bert_roberta|mpnet] [--minilm DIR] [--mpnet DIR]
+  (the MPNet fixtures alone: /usr/bin/python3 scripts/gen_encoder_refs.py --only mpnet [--mpnet DIR])
 """
 import argparse
 import os
 
 import torch
 from safetensors.torch import save_file
-from transformers import BertConfig, BertForSequenceClassification, RobertaConfig, RobertaForSequenceClassification
+from transformers import (BertConfig, BertForSequenceClassification, MPNetConfig, MPNetForSequenceClassification,
+                          RobertaConfig, RobertaForSequenceClassification)
+from transformers.models.mpnet.modeling_mpnet import MPNetEncoder
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "encoder")
 
@@ -41,7 +65,7 @@ def make_batch(cfg, arch, gen, lengths):
     types = torch.zeros((B, T), dtype=torch.long)
     for b, n in enumerate(lengths):
         ids[b, :n] = torch.randint(3, cfg.vocab_size, (n,), generator=gen)
-        ids[b, 0] = 0 if arch == "roberta" else 2  # <s> / [CLS]-like
+        ids[b, 0] = 0 if arch in ("roberta", "mpnet") else 2  # <s> / [CLS]-like
         if arch == "bert":
             cut = n // 2
             types[b, cut:n] = 1
@@ -51,12 +75,17 @@ def make_batch(cfg, arch, gen, lengths):
     return ids, types, mask
 
 
-def run_one(name, arch, cfg, lengths, seed):
+def run_one(name, arch, cfg, lengths, seed, bias_std=None):
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    cls = RobertaForSequenceClassification if arch == "roberta" else BertForSequenceClassification
+    cls = {"roberta": RobertaForSequenceClassification, "bert": BertForSequenceClassification,
+           "mpnet": MPNetForSequenceClassification}[arch]
     model = cls(cfg)
     perturb_layernorms(model, gen)
+    if bias_std is not None:  # MPNet: a relative-attention bias large enough to matter
+        w = model.mpnet.encoder.relative_attention_bias.weight
+        with torch.no_grad():
+            w.copy_(bias_std * torch.randn(w.shape, generator=gen))
     model.eval()
     d = os.path.join(OUT, name)
     os.makedirs(d, exist_ok=True)
@@ -79,7 +108,7 @@ def run_one(name, arch, cfg, lengths, seed):
         captured["emb"] = out
         return out
 
-    base = model.roberta if arch == "roberta" else model.bert
+    base = getattr(model, arch)  # model.roberta / model.bert / model.mpnet
     h = base.embeddings.word_embeddings.register_forward_hook(hook)
     kw = dict(input_ids=ids, attention_mask=mask, labels=labels, output_hidden_states=True)
     if arch == "bert":
@@ -103,10 +132,47 @@ def run_one(name, arch, cfg, lengths, seed):
         t["labels"] = labels.to(torch.int32)
     for n_, p in model.named_parameters():
         if p.requires_grad:
-            key = n_.split(".", 1)[1] if n_.startswith(("roberta.", "bert.")) else n_
+            key = n_.split(".", 1)[1] if n_.startswith(("roberta.", "bert.", "mpnet.")) else n_
             t["grad." + key] = p.grad.detach().contiguous()
     save_file(t, os.path.join(d, "ref.safetensors"))
     print(f"{name}: loss {out.loss.item():.6f}, logits {tuple(out.logits.shape)}, {len(t)} tensors")
+    if arch == "mpnet":
+        bias_sensitivity(name, model, ids, mask, out)
+
+
+def bias_sensitivity(name, model, ids, mask, out):
+    """How far the logits and the last hidden state move when the relative-attention bias is wrong: left out
+    (zeroed), transposed (bias[h, j, i], i.e. bucket(i - j) instead of bucket(j - i)), with the bucket index
+    reversed (weight row 31 - k for bucket k) or with only the log buckets (|j - i| >= 8) left out ("far 0")."""
+    enc = model.mpnet.encoder
+    w = enc.relative_attention_bias.weight
+    orig_w = w.detach().clone()
+    orig_cpb = enc.compute_position_bias
+    valid = mask.bool()[:, :, None]
+    ref_lg, ref_h = out.logits.detach(), out.hidden_states[-1].detach()
+
+    def variant(label, new_w=None, transpose=False):
+        with torch.no_grad():
+            if new_w is not None:
+                w.copy_(new_w)
+            if transpose:
+                enc.compute_position_bias = lambda x, *a, **k: orig_cpb(x, *a, **k).transpose(-1, -2).contiguous()
+            o = model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+            w.copy_(orig_w)
+            enc.compute_position_bias = orig_cpb
+        dl = (o.logits - ref_lg).abs().max().item()
+        dh = ((o.hidden_states[-1] - ref_h).abs() * valid).max().item()
+        print(f"  {name} bias {label:10s}: max |d logits| {dl:.4f} (max |logit| {ref_lg.abs().max().item():.4f}), "
+              f"max |d last hidden| {dh:.4f} (max |h| {(ref_h.abs() * valid).max().item():.4f})")
+
+    variant("zeroed", new_w=torch.zeros_like(orig_w))
+    variant("transposed", transpose=True)
+    variant("reversed", new_w=orig_w.flip(0))
+    far = orig_w.clone()
+    far[8:16] = 0
+    far[24:32] = 0
+    variant("far 0", new_w=far)  # only the log buckets (|j - i| >= 8) left out
+    del enc.compute_position_bias  # back to the class method
 
 
 def tiny_models():
@@ -127,6 +193,72 @@ def tiny_models():
     run_one("bert_reg_tanh", "bert",
             BertConfig(hidden_size=32, num_hidden_layers=2, intermediate_size=64, num_labels=1, hidden_act="gelu_new",
                        **bert), [8, 2, 5], 4)
+
+
+def tiny_mpnet():
+    common = dict(vocab_size=64, max_position_embeddings=130, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+                  hidden_act="gelu", hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1, initializer_range=0.2,
+                  relative_attention_num_buckets=32)
+    run_one("mpnet_cls", "mpnet",
+            MPNetConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, num_labels=2,
+                        layer_norm_eps=1e-5, **common), [105, 9, 37], 5, bias_std=2.0)
+    run_one("mpnet_reg", "mpnet",
+            MPNetConfig(hidden_size=24, num_hidden_layers=2, num_attention_heads=3, intermediate_size=48, num_labels=1,
+                        **common), [12, 101, 3, 40], 6, bias_std=1.5)
+    mpnet_buckets()
+
+
+def table_bucket(d):
+    """MPNET.md's bucket formula (double precision) for relative position d = key - query"""
+    import math
+    n = -d
+    ret = 16 if n < 0 else 0
+    n = abs(n)
+    return ret + (n if n < 8 else min(15, 8 + int(math.log(n / 8.0) / math.log(128 / 8.0) * 8)))
+
+
+def mpnet_buckets():
+    rel = torch.arange(-1024, 1025, dtype=torch.long)
+    bucket = MPNetEncoder.relative_position_bucket(rel, num_buckets=32, max_distance=128)
+    T = 7
+    ctx = torch.arange(T, dtype=torch.long)[:, None]  # query i (rows)
+    mem = torch.arange(T, dtype=torch.long)[None, :]  # key j (columns)
+    b7 = MPNetEncoder.relative_position_bucket(mem - ctx, num_buckets=32, max_distance=128)
+    assert b7[0, 5].item() == 21 and b7[5, 0].item() == 5, b7
+    assert all(table_bucket(int(d)) == int(b) for d, b in zip(rel, bucket)), "MPNET.md table disagrees"
+    assert 16 not in bucket.tolist()
+    save_file({"relative_position": rel.to(torch.int32).contiguous(), "bucket": bucket.to(torch.int32).contiguous(),
+               "bucket_7x7": b7.to(torch.int32).contiguous()}, os.path.join(OUT, "mpnet_buckets.safetensors"))
+    print(f"mpnet_buckets: {rel.numel()} relative positions, buckets {sorted(set(bucket.tolist()))}")
+
+
+def mpnet_real(dirname):
+    import csv
+    from transformers import AutoTokenizer, MPNetModel
+    model = MPNetModel.from_pretrained(dirname).eval()
+    tok = AutoTokenizer.from_pretrained(dirname)
+    path = os.path.join(os.path.dirname(OUT), "..", "..", "..", "shared", "data", "glue", "RTE", "dev.tsv")
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))[1:]
+    pairs = [(r[1], r[2]) for r in rows if len(tok(r[1], r[2])["input_ids"]) <= 40][:6]
+    assert len(pairs) == 6, len(pairs)
+    enc = tok([a for a, _ in pairs], [b for _, b in pairs], padding=True, return_tensors="pt")
+    ids = enc["input_ids"]
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=enc["attention_mask"])
+    lengths = enc["attention_mask"].sum(1).to(torch.int32)
+    assert (ids[:, 0] == 0).all() and all((ids[b, n:] == 1).all() for b, n in enumerate(lengths.tolist()))
+    save_file({"input_ids": ids.to(torch.int32).contiguous(),
+               "token_type_ids": torch.zeros_like(ids, dtype=torch.int32),
+               "lengths": lengths, "last_hidden_state": out.last_hidden_state.contiguous()},
+              os.path.join(OUT, "mpnet_ref.safetensors"))
+    print(f"mpnet: {len(pairs)} RTE dev pairs, lengths {lengths.tolist()}, T = {ids.shape[1]}")
+    with torch.no_grad():  # how much the relative-attention bias matters here
+        model.encoder.relative_attention_bias.weight.zero_()
+        nob = model(input_ids=ids, attention_mask=enc["attention_mask"]).last_hidden_state
+    valid = enc["attention_mask"].bool()[:, :, None]
+    print(f"  bias zeroed: max |d last hidden| {((nob - out.last_hidden_state).abs() * valid).max().item():.4f} "
+          f"(max |h| {(out.last_hidden_state.abs() * valid).max().item():.4f})")
 
 
 def minilm(dirname):
@@ -150,9 +282,16 @@ def minilm(dirname):
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
+    ap.add_argument("--only", choices=["bert_roberta", "mpnet"], help="write only this family's tiny fixtures")
     ap.add_argument("--minilm", help="directory of all-MiniLM-L6-v2 (config.json, weights, vocab.txt)")
+    ap.add_argument("--mpnet", help="directory of all-mpnet-base-v2 (config.json, model.safetensors, tokenizer.json)")
     a = ap.parse_args()
     os.makedirs(OUT, exist_ok=True)
-    tiny_models()
+    if a.only in (None, "bert_roberta"):
+        tiny_models()
+    if a.only in (None, "mpnet"):
+        tiny_mpnet()
     if a.minilm:
         minilm(a.minilm)
+    if a.mpnet:
+        mpnet_real(a.mpnet)

@@ -1,8 +1,11 @@
 #!/usr/bin/python3
 """Generates tests/data/peft/: PEFT adapter directories and PEFT's logits for tests/test_peft.c.
 
-Run: /usr/bin/python3 scripts/gen_peft_refs.py   (torch 1.13, transformers 4.40, peft 0.10, safetensors; CPU,
-deterministic, a few seconds)
+Run: /usr/bin/python3 scripts/gen_peft_refs.py [--mpnet]   (torch 1.13, transformers 4.40, peft 0.10, safetensors;
+CPU, deterministic, a few seconds). Without arguments it deletes tests/data/peft and writes everything below;
+--mpnet writes only the MPNet outputs (mpnet/, mpnet_lora/, mpnet_o/, refs_mpnet.safetensors), replacing just those
+and leaving the rest of tests/data/peft alone. The MPNet part seeds itself, so both ways give the same tensors
+(target_modules in adapter_config.json is a Python set that PEFT lists in hash order, which can vary between runs).
 
 Outputs (all written by the real libraries: transformers' save_pretrained(safe_serialization=True) for the base
 models, PeftModel.save_pretrained for the adapters):
@@ -19,13 +22,22 @@ models, PeftModel.save_pretrained for the adapters):
   bert_adalora/    AdaLoRA init_r 6, target_r 4, alpha 8, query + value (lora_E random, not zero)
   roberta_lora/    LoRA r 4, alpha 8, query, value, attention.output.dense
 Every adapter has random (non-zero) A, B (and E) and a perturbed head (modules_to_save "classifier").
+  mpnet/           MPNetForSequenceClassification of the same sizes (vocab 378, positions 66, pad 1, 2 labels), its
+                   encoder.relative_attention_bias.weight redrawn with std 2 (no tokenizer.json: tiny_wordpiece's
+                   specials are BERT's, [PAD] 0, which do not fit MPNet's pad id 1)
+  mpnet_lora/      LoRA r 4, alpha 8, target_modules [q, v]
+  mpnet_o/         LoRA r 4, alpha 8, target_modules [q, k, v, o] ("o" is the attention output only)
   refs.safetensors
     bert.input_ids, bert.lengths (I32)     a padded batch of 3 sequences (lengths 7, 4, 9), BERT token types 0/1
     bert.token_type_ids (I32)
     roberta.input_ids, roberta.lengths     the same for RoBERTa (pad id 1, no token types)
     logits.<name>                          PEFT's logits (eval mode) for every adapter above, and logits.bert /
                                            logits.roberta for the base models alone
+  refs_mpnet.safetensors
+    mpnet.input_ids, mpnet.lengths (I32)   a padded batch of 3 sequences (lengths 7, 4, 9; pad id 1, <s> 0 first)
+    logits.mpnet, logits.mpnet_lora, logits.mpnet_o
 """
+import argparse
 import json
 import os
 import shutil
@@ -34,7 +46,7 @@ import torch
 from peft import AdaLoraConfig, LoraConfig, PeftModel, TaskType, get_peft_model
 from safetensors.torch import save_file
 from transformers import (AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification,
-                          RobertaConfig, RobertaForSequenceClassification)
+                          MPNetConfig, MPNetForSequenceClassification, RobertaConfig, RobertaForSequenceClassification)
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 OUT = os.path.join(ROOT, "tests", "data", "peft")
@@ -56,11 +68,18 @@ def base_model(arch, gen):
     if arch == "bert":
         cfg = BertConfig(max_position_embeddings=64, type_vocab_size=2, pad_token_id=0, **common)
         m = BertForSequenceClassification(cfg)
+    elif arch == "mpnet":
+        cfg = MPNetConfig(max_position_embeddings=66, pad_token_id=1, bos_token_id=0, eos_token_id=2, **common)
+        m = MPNetForSequenceClassification(cfg)
     else:
         cfg = RobertaConfig(max_position_embeddings=66, type_vocab_size=1, pad_token_id=1, bos_token_id=0,
                             eos_token_id=2, **common)
         m = RobertaForSequenceClassification(cfg)
     perturb(m, gen)
+    if arch == "mpnet":  # a relative-attention bias large enough to matter
+        w = m.mpnet.encoder.relative_attention_bias.weight
+        with torch.no_grad():
+            w.copy_(2.0 * torch.randn(w.shape, generator=gen))
     m.eval()
     d = os.path.join(OUT, arch)
     m.save_pretrained(d, safe_serialization=True)
@@ -125,6 +144,48 @@ def make_adapter(name, arch, base_dir, config, gen, data):
     return lg
 
 
+def fix_base_path(name, arch):
+    """the adapter_config.json PEFT wrote names an absolute base path: keep the files machine-independent"""
+    p = os.path.join(OUT, name, "adapter_config.json")
+    with open(p) as f:
+        c = json.load(f)
+    c["base_model_name_or_path"] = f"tests/data/peft/{arch}"
+    with open(p, "w") as f:
+        json.dump(c, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+def mpnet_part():
+    """mpnet/, mpnet_lora/, mpnet_o/ and refs_mpnet.safetensors (replaced; nothing else in OUT is touched)"""
+    torch.manual_seed(7)
+    gen = torch.Generator().manual_seed(4321)
+    for name in ("mpnet", "mpnet_lora", "mpnet_o"):
+        if os.path.isdir(os.path.join(OUT, name)):
+            shutil.rmtree(os.path.join(OUT, name))
+    os.makedirs(OUT, exist_ok=True)
+    refs = {}
+    base = base_model("mpnet", gen)
+    ids, types, mask, lengths = batch("mpnet", gen)
+    data = (ids, types, mask)
+    refs["mpnet.input_ids"] = ids.to(torch.int32)
+    refs["mpnet.lengths"] = lengths
+    m = AutoModelForSequenceClassification.from_pretrained(base)
+    m.eval()
+    refs["logits.mpnet"] = logits_of(m, "mpnet", ids, types, mask)
+    seq = TaskType.SEQ_CLS
+    adapters = {
+        "mpnet_lora": LoraConfig(task_type=seq, r=4, lora_alpha=8, target_modules=["q", "v"]),
+        "mpnet_o": LoraConfig(task_type=seq, r=4, lora_alpha=8, target_modules=["q", "k", "v", "o"]),
+    }
+    for name, cfg in adapters.items():
+        refs[f"logits.{name}"] = make_adapter(name, "mpnet", base, cfg, gen, data)
+        fix_base_path(name, "mpnet")
+    save_file({k: v.contiguous() for k, v in refs.items()}, os.path.join(OUT, "refs_mpnet.safetensors"))
+    for k in sorted(refs):
+        if k.startswith("logits."):
+            print(k, refs[k].tolist())
+
+
 def main():
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(1234)
@@ -164,14 +225,7 @@ def main():
     }
     for name, (arch, cfg) in adapters.items():
         refs[f"logits.{name}"] = make_adapter(name, arch, bert if arch == "bert" else roberta, cfg, gen, data[arch])
-        # the adapter_config.json PEFT wrote names an absolute base path: keep the files machine-independent
-        p = os.path.join(OUT, name, "adapter_config.json")
-        with open(p) as f:
-            c = json.load(f)
-        c["base_model_name_or_path"] = f"tests/data/peft/{arch}"
-        with open(p, "w") as f:
-            json.dump(c, f, indent=2, sort_keys=True)
-            f.write("\n")
+        fix_base_path(name, arch)
     save_file({k: v.contiguous() for k, v in refs.items()}, os.path.join(OUT, "refs.safetensors"))
     for k in sorted(refs):
         if k.startswith("logits."):
@@ -179,4 +233,8 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mpnet", action="store_true", help="write only the MPNet outputs (no rmtree of tests/data/peft)")
+    if not ap.parse_args().mpnet:
+        main()
+    mpnet_part()

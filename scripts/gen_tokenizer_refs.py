@@ -16,7 +16,12 @@ It also trains two tiny tokenizers on the same corpus with `tokenizers` (a byte-
 a cased WordPiece with a BertNormalizer) and saves their tokenizer.json files, written by `tokenizers` itself, in
 tests/data/tokenizer/tiny_bpe/ and tiny_wordpiece/, with their reference ids in refs.json: this tests the
 tokenizer.json reader without committing copies of the shared vocabularies.
-usage: /usr/bin/python3 scripts/gen_tokenizer_refs.py [--shared ../shared]
+With --mpnet it writes only tests/data/tokenizer/tiny_mpnet_vocab/: a vocab.txt in all-mpnet-base-v2's layout
+(<s> <pad> </s> <unk>, then tiny_wordpiece's WordPiece entries, <mask> last) with a tokenizer_config.json naming
+tokenizer_class MPNetTokenizer, and refs.json with the ids and type ids of MPNetTokenizerFast(vocab_file=...) (what
+AutoTokenizer gives for such a directory: the fast tokenizer converted from the vocabulary) for every case of the
+corpus.
+usage: /usr/bin/python3 scripts/gen_tokenizer_refs.py [--shared ../shared] [--mpnet]
 """
 import argparse, json, os
 
@@ -103,11 +108,44 @@ def encode(tok, c):
     return {"ids": enc["input_ids"], "type_ids": enc["token_type_ids"]}
 
 
+def mpnet_vocab(out_dir):
+    from transformers import MPNetTokenizerFast
+    import transformers
+    transformers.logging.set_verbosity_error()
+    with open(os.path.join(out_dir, "tiny_wordpiece", "tokenizer.json")) as f:
+        wp = json.load(f)["model"]["vocab"]
+    words = [w for w, _ in sorted(wp.items(), key=lambda kv: kv[1]) if w not in ("[PAD]", "[CLS]", "[SEP]", "[MASK]")]
+    vocab = ["<s>", "<pad>", "</s>", "<unk>"] + words + ["<mask>"]
+    d = os.path.join(out_dir, "tiny_mpnet_vocab")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "vocab.txt"), "w", encoding="utf-8") as f:
+        f.write("".join(w + "\n" for w in vocab))
+    cfg = {"do_lower_case": True, "bos_token": "<s>", "eos_token": "</s>", "sep_token": "</s>", "cls_token": "<s>",
+           "unk_token": "[UNK]", "pad_token": "<pad>", "mask_token": "<mask>", "tokenize_chinese_chars": True,
+           "strip_accents": None, "tokenizer_class": "MPNetTokenizer"}
+    with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
+        json.dump(cfg, f, indent=1)
+        f.write("\n")
+    tok = MPNetTokenizerFast(vocab_file=os.path.join(d, "vocab.txt"), do_lower_case=True)
+    out = []
+    for c in cases():
+        out.append({"a_hex": c["a"].hex(), "b_hex": c["b"].hex() if c["b"] is not None else None,
+                    "max_length": c["max_length"], "mpnet": encode(tok, c)})
+    with open(os.path.join(d, "refs.json"), "w") as f:
+        json.dump({"generator": "scripts/gen_tokenizer_refs.py --mpnet", "transformers": transformers.__version__,
+                   "cases": out}, f, ensure_ascii=True, indent=None, separators=(",", ":"))
+        f.write("\n")
+    print(f"{len(out)} cases -> {d}/refs.json")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", default="../shared")
     ap.add_argument("--out", default="tests/data/tokenizer")
+    ap.add_argument("--mpnet", action="store_true", help="write only tiny_mpnet_vocab/ (see above)")
     args = ap.parse_args()
+    if args.mpnet:
+        return mpnet_vocab(args.out)
     import tokenizers
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, decoders, trainers
     from transformers import BertTokenizerFast, RobertaTokenizerFast, PreTrainedTokenizerFast

@@ -21,11 +21,13 @@
 #include "ref.h"
 
 #define REFS "tests/data/adapters/refs.safetensors"
+#define REFS_MPNET "tests/data/adapters/refs_mpnet.safetensors"
 #define TINY_ROBERTA "tests/data/adapters/tiny_roberta"
+#define TINY_MPNET "tests/data/adapters/tiny_mpnet"
 #define TINY_BERT "tests/data/encoder/bert_cls"
 
-static cl_safetensors refs;
-static int refs_ok;
+static cl_safetensors refs, refs_mpnet;
+static int refs_ok, refs_mpnet_ok;
 
 static int ref_i32(const cl_safetensors *st, const char *name, int32_t *out, size_t n) {
     const cl_st_tensor *t = cl_st_find(st, name);
@@ -38,7 +40,7 @@ static int ref_i32(const cl_safetensors *st, const char *name, int32_t *out, siz
 }
 
 /* ---- a whole encoder + head + adapter ------------------------------------------------------------------------ */
-enum { MAXB = 4, MAXT = 12 };
+enum { MAXB = 4, MAXT = 24 };
 typedef struct {
     cl_model m;
     int model_ok;
@@ -51,19 +53,24 @@ typedef struct {
     int B, T, has_types;
 } rig;
 
-/* the batch of the model's reference file: tiny RoBERTa -> refs.safetensors (ids, attention_mask, labels);
- * bert_cls -> its ref.safetensors (ids, token types, lengths, labels) */
+/* the batch of the model's reference file: tiny RoBERTa -> refs.safetensors, tiny MPNet -> refs_mpnet.safetensors
+ * (ids, attention_mask, labels); bert_cls -> its ref.safetensors (ids, token types, lengths, labels) */
 static int rig_batch(rig *g, const char *dir) {
-    if (!strcmp(dir, TINY_ROBERTA)) {
-        if (!refs_ok) return -1;
-        g->B = 2, g->T = 6, g->has_types = 0;
-        int32_t mask[12];
-        if (ref_i32(&refs, "input_ids", g->ids, 12) || ref_i32(&refs, "attention_mask", mask, 12) ||
-            ref_i32(&refs, "labels", g->labels, 2))
+    int mp = !strcmp(dir, TINY_MPNET);
+    if (mp || !strcmp(dir, TINY_ROBERTA)) {
+        const cl_safetensors *r = mp ? &refs_mpnet : &refs;
+        if (!(mp ? refs_mpnet_ok : refs_ok)) return -1;
+        const cl_st_tensor *t = cl_st_find(r, "input_ids");
+        if (!t || t->ndim != 2 || t->shape[0] > MAXB || t->shape[1] > MAXT) return -1;
+        g->B = (int)t->shape[0], g->T = (int)t->shape[1], g->has_types = 0;
+        const int n = g->B * g->T;
+        int32_t mask[MAXB * MAXT];
+        if (ref_i32(r, "input_ids", g->ids, n) || ref_i32(r, "attention_mask", mask, n) ||
+            ref_i32(r, "labels", g->labels, g->B))
             return -1;
-        for (int b = 0; b < 2; b++) {
+        for (int b = 0; b < g->B; b++) {
             g->len[b] = 0;
-            for (int t = 0; t < 6; t++) g->len[b] += mask[b * 6 + t];
+            for (int t2 = 0; t2 < g->T; t2++) g->len[b] += mask[b * g->T + t2];
         }
         return 0;
     }
@@ -116,7 +123,7 @@ static int rig_make(rig *g, const char *dir, const cl_adapter_opts *o, uint64_t 
     if (g->ad && cl_adapter_bind(g->ad, &g->p, &err)) goto fail;
     cl_head_bind(&g->p, &g->m, &g->hp, &g->hg);
     if (g->ad) cl_adapter_init(g->ad, seed);
-    if (cl_encoder_new(&g->e, &g->m, MAXB, MAXT, 1, &err)) goto fail;
+    if (cl_encoder_new(&g->e, &g->m, g->B, g->T, 1, &err)) goto fail;
     return 0;
 fail:
     CHECK(0, "%s: setup: %s", dir, err.msg);
@@ -191,13 +198,26 @@ static double max_abs_diff(const float *a, const float *b, size_t n) {
 /* ---- 1. against PyTorch ---------------------------------------------------------------------------------------- */
 static double worst_ref_logits, worst_ref_grad;
 
-static void ref_case(cl_method meth, int paper) {
+/* "condlora.query.theta_A" -> the reference's module name: the architecture's PEFT name ("query" / "q") */
+static int ref_mod(const rig *g, const char *pname, char *mod, size_t n) {
+    char tmp[32] = {0};
+    const char *a = pname + strlen("condlora."), *dot = strchr(a, '.');
+    cl_module m;
+    if (!dot || dot - a >= 31) return -1;
+    memcpy(tmp, a, (size_t)(dot - a));
+    if (cl_module_parse(tmp, &m)) return -1;
+    snprintf(mod, n, "%s", cl_model_arch(&g->m)->peft[m]);
+    return 0;
+}
+
+static void ref_case(const char *dir, const cl_safetensors *rf, cl_method meth, int paper) {
     const char *pre = meth == CL_METHOD_LORA ? "lora." : paper ? "condp." : "cond.";
     cl_adapter_opts o;
     cl_adapter_opts_default(&o, meth);
     o.r = 4, o.alpha = 8, o.target_modules = "query,value", o.condlora_paper = paper;
     rig g;
-    if (rig_make(&g, TINY_ROBERTA, &o, 1)) return;
+    if (rig_make(&g, dir, &o, 1)) return;
+    const size_t nl = (size_t)g.B * g.m.cfg.num_labels;
     char key[CL_PARAM_NAME_MAX + 64];
     /* the reference's adapter values */
     int n_ad = 0;
@@ -207,29 +227,28 @@ static void ref_case(cl_method meth, int paper) {
         if (meth == CL_METHOD_LORA) {
             snprintf(key, sizeof key, "lora.%s", t->name);
         } else {
-            char mod[32] = {0};
-            const char *a = t->name + strlen("condlora."), *dot = strchr(a, '.');
-            CHECK(dot && dot - a < 31, "name %s", t->name);
-            if (!dot || dot - a >= 31) continue;
-            memcpy(mod, a, (size_t)(dot - a));
+            char mod[32];
+            CHECK(!ref_mod(&g, t->name, mod, sizeof mod), "name %s", t->name);
+            if (ref_mod(&g, t->name, mod, sizeof mod)) continue;
             snprintf(key, sizeof key, "%stheta.%s.%s", pre, mod, strstr(t->name, "theta_A") ? "A" : "B");
         }
-        n_ad += !ref_load(&refs, key, g.p.param + t->offset, t->numel);
+        n_ad += !ref_load(rf, key, g.p.param + t->offset, t->numel);
     }
-    CHECK(n_ad == (meth == CL_METHOD_LORA ? 8 : 4), "%s: %d adapter tensors set from the reference", pre, n_ad);
-    float lg[4], want[4], loss, wl;
+    CHECK(n_ad == (meth == CL_METHOD_LORA ? 8 : 4), "%s %s: %d adapter tensors set from the reference", dir, pre,
+          n_ad);
+    float lg[MAXB * 4], want[MAXB * 4], loss, wl;
     rig_loss(&g, 1, lg, &loss);
     snprintf(key, sizeof key, "%slogits", pre);
-    if (!ref_load(&refs, key, want, 4)) {
-        double e = max_abs_diff(lg, want, 4);
+    if (!ref_load(rf, key, want, nl)) {
+        double e = max_abs_diff(lg, want, nl);
         worst_ref_logits = fmax(worst_ref_logits, e);
-        CHECK(e <= 1e-5, "%s logits differ from PyTorch by %.3g", pre, e);
+        CHECK(e <= 1e-5, "%s %s logits differ from PyTorch by %.3g", dir, pre, e);
     }
     snprintf(key, sizeof key, "%sloss", pre);
-    if (!ref_load(&refs, key, &wl, 1)) CHECK_NEAR(loss, wl, 1e-5, "%s loss", pre);
+    if (!ref_load(rf, key, &wl, 1)) CHECK_NEAR(loss, wl, 1e-5, "%s %s loss", dir, pre);
     /* the inference forward gives the same logits */
-    float li[4];
-    if (!rig_logits(&g, 1, 0, li)) CHECK(max_abs_diff(li, want, 4) <= 1e-5, "%s inference logits", pre);
+    float li[MAXB * 4];
+    if (!rig_logits(&g, 1, 0, li)) CHECK(max_abs_diff(li, want, nl) <= 1e-5, "%s %s inference logits", dir, pre);
     /* gradients of every trainable tensor */
     int n_grad = 0;
     for (int k = 0; k < g.p.n; k++) {
@@ -237,38 +256,45 @@ static void ref_case(cl_method meth, int paper) {
         if (meth == CL_METHOD_LORA || t->part == CL_PART_HEAD) {
             snprintf(key, sizeof key, "%sgrad.%s", pre, t->name);
         } else {
-            char mod[32] = {0};
-            const char *a = t->name + strlen("condlora."), *dot = strchr(a, '.');
-            if (!dot || dot - a >= 31) continue;
-            memcpy(mod, a, (size_t)(dot - a));
+            char mod[32];
+            if (ref_mod(&g, t->name, mod, sizeof mod)) continue;
             snprintf(key, sizeof key, "%sgrad.%s.%s", pre, mod, strstr(t->name, "theta_A") ? "A" : "B");
         }
         float *w = malloc(sizeof(float) * t->numel);
-        if (!ref_load(&refs, key, w, t->numel)) {
+        if (!ref_load(rf, key, w, t->numel)) {
             double e = scale_free(g.p.grad + t->offset, w, t->numel);
             worst_ref_grad = fmax(worst_ref_grad, e);
-            CHECK(e <= 1e-4, "%s gradient of %s: scale-free error %.3g vs PyTorch", pre, t->name, e);
+            CHECK(e <= 1e-4, "%s %s gradient of %s: scale-free error %.3g vs PyTorch", dir, pre, t->name, e);
             n_grad++;
         }
         free(w);
     }
-    CHECK(n_grad == g.p.n && n_grad == n_ad + 4, "%s: %d of %d gradients compared", pre, n_grad, g.p.n);
+    CHECK(n_grad == g.p.n && n_grad == n_ad + 4, "%s %s: %d of %d gradients compared", dir, pre, n_grad, g.p.n);
     rig_free(&g);
+}
+
+static void ref_model(const char *dir, const cl_safetensors *rf) {
+    /* the frozen model alone first */
+    rig g;
+    if (!rig_make(&g, dir, NULL, 0)) {
+        float lg[MAXB * 4], want[MAXB * 4];
+        const size_t nl = (size_t)g.B * g.m.cfg.num_labels;
+        if (!rig_logits(&g, 0, 0, lg) && !ref_load(rf, "base.logits", want, nl))
+            CHECK(max_abs_diff(lg, want, nl) <= 1e-5, "%s base logits differ by %.3g", dir,
+                  max_abs_diff(lg, want, nl));
+        rig_free(&g);
+    }
+    ref_case(dir, rf, CL_METHOD_LORA, 0);
+    ref_case(dir, rf, CL_METHOD_CONDLORA, 0);
+    ref_case(dir, rf, CL_METHOD_CONDLORA, 1);
 }
 
 TEST(whole_encoder_matches_pytorch) {
     if (!refs_ok) { CHECK(0, "%s missing", REFS); return; }
-    /* the frozen model alone first */
-    rig g;
-    if (!rig_make(&g, TINY_ROBERTA, NULL, 0)) {
-        float lg[4], want[4];
-        if (!rig_logits(&g, 0, 0, lg) && !ref_load(&refs, "base.logits", want, 4))
-            CHECK(max_abs_diff(lg, want, 4) <= 1e-5, "base logits differ by %.3g", max_abs_diff(lg, want, 4));
-        rig_free(&g);
-    }
-    ref_case(CL_METHOD_LORA, 0);
-    ref_case(CL_METHOD_CONDLORA, 0);
-    ref_case(CL_METHOD_CONDLORA, 1);
+    if (!refs_mpnet_ok) { CHECK(0, "%s missing", REFS_MPNET); return; }
+    ref_model(TINY_ROBERTA, &refs);
+    /* MPNet: PEFT LoRA on q, v; the relative-attention bias scaled to std 2; a padded batch of T = 22 */
+    ref_model(TINY_MPNET, &refs_mpnet);
     fprintf(stderr, "vs PyTorch: logits max abs err %.3g, gradients max scale-free err %.3g\n", worst_ref_logits,
             worst_ref_grad);
 }
@@ -415,6 +441,7 @@ static void fd_method(const char *dir, const char *tag) {
 
 TEST(fd_whole_encoder_roberta) { fd_method(TINY_ROBERTA, "roberta"); }
 TEST(fd_whole_encoder_bert) { fd_method(TINY_BERT, "bert"); }
+TEST(fd_whole_encoder_mpnet) { fd_method(TINY_MPNET, "mpnet"); }
 
 /* ---- 3. identity at initialisation, merge / unmerge ----------------------------------------------------------- */
 static void identity_case(const char *what, const char *dir, const cl_adapter_opts *o) {
@@ -431,8 +458,8 @@ static void identity_case(const char *what, const char *dir, const cl_adapter_op
 }
 
 TEST(identity_at_init_whole_encoder) {
-    const char *dirs[2] = {TINY_ROBERTA, TINY_BERT};
-    for (int d = 0; d < 2; d++) {
+    const char *dirs[3] = {TINY_ROBERTA, TINY_BERT, TINY_MPNET};
+    for (int d = 0; d < 3; d++) {
         char what[96];
         cl_adapter_opts o;
         cl_adapter_opts_default(&o, CL_METHOD_LORA);
@@ -504,8 +531,8 @@ done:
 }
 
 TEST(merge_unmerge_whole_encoder) {
-    const char *dirs[2] = {TINY_ROBERTA, TINY_BERT};
-    for (int d = 0; d < 2; d++) {
+    const char *dirs[3] = {TINY_ROBERTA, TINY_BERT, TINY_MPNET};
+    for (int d = 0; d < 3; d++) {
         char what[96];
         for (int meth = 0; meth < CL_METHOD_COUNT; meth++) {
             cl_adapter_opts o;
@@ -529,12 +556,16 @@ int main(void) {
     cl_error err = {0};
     refs_ok = cl_st_open(&refs, REFS, &err) == 0;
     if (!refs_ok) fprintf(stderr, "%s: %s\n", REFS, err.msg);
+    refs_mpnet_ok = cl_st_open(&refs_mpnet, REFS_MPNET, &err) == 0;
+    if (!refs_mpnet_ok) fprintf(stderr, "%s: %s\n", REFS_MPNET, err.msg);
     RUN(whole_encoder_matches_pytorch);
     RUN(fd_whole_encoder_roberta);
     RUN(fd_whole_encoder_bert);
+    RUN(fd_whole_encoder_mpnet);
     RUN(identity_at_init_whole_encoder);
     RUN(merge_unmerge_whole_encoder);
     fprintf(stderr, "finite differences: worst scale-free error %.3g (tolerance %.1g)\n", worst_fd, FD_TOL);
     cl_st_close(&refs);
+    cl_st_close(&refs_mpnet);
     return tst_summary(__FILE__);
 }

@@ -183,11 +183,48 @@ TEST(broken_configs_rejected) {
     cl_config_free(&c);
 }
 
+/* MPNet (all-mpnet-base-v2's config.json keys): defaults, no token types, the head's dropout, the bucket count */
+TEST(mpnet_config) {
+    cl_config c;
+    cl_error err = {0};
+    const char *js = "{\"model_type\": \"mpnet\", \"architectures\": [\"MPNetForMaskedLM\"], \"hidden_size\": 768, "
+                     "\"num_hidden_layers\": 12, \"num_attention_heads\": 12, \"intermediate_size\": 3072, "
+                     "\"max_position_embeddings\": 514, \"layer_norm_eps\": 1e-05, \"pad_token_id\": 1, "
+                     "\"relative_attention_num_buckets\": 32, \"vocab_size\": 30527, \"classifier_dropout\": 0.5, "
+                     "\"type_vocab_size\": 2}";
+    CHECK(cl_config_parse(&c, js, strlen(js), "mpnet/config.json", &err) == 0, "%s", err.msg);
+    CHECK(c.arch == CL_ARCH_MPNET && !strcmp(c.model_type, "mpnet") && c.type_vocab_size == 0 && c.rel_buckets == 32 &&
+          c.classifier_dropout < 0 && c.pad_token_id == 1, "mpnet config fields");
+    CHECK(cl_config_position_pad(&c) == 1 && cl_config_max_tokens(&c) == 512, "positions");
+    /* MPNetForSequenceClassification (2 labels) has 109,488,002 parameters (PyTorch's count, MPNET.md) */
+    const uint64_t H = 768, head = H * H + H + 2 * H + 2;
+    CHECK(cl_config_n_params_encoder(&c) + head == 109488002ull, "MPNet parameters %llu",
+          (unsigned long long)(cl_config_n_params_encoder(&c) + head));
+    cl_config_free(&c);
+    /* transformers' MPNetConfig defaults: vocab 30527, pad 1, eps 1e-12 */
+    const char *d = "{\"model_type\": \"mpnet\"}";
+    CHECK(cl_config_parse(&c, d, strlen(d), "x", &err) == 0 && c.vocab_size == 30527 && c.pad_token_id == 1 &&
+          c.layer_norm_eps == 1e-12f && c.max_position == 512, "%s", err.msg);
+    cl_config_free(&c);
+    const char *a = "{\"architectures\": [\"MPNetForSequenceClassification\"]}";
+    CHECK(cl_config_parse(&c, a, strlen(a), "x", &err) == 0 && c.arch == CL_ARCH_MPNET, "%s", err.msg);
+    cl_config_free(&c);
+    /* a bucket count the model code does not use is refused, naming the file and the key */
+    const char *nb = "{\"model_type\": \"mpnet\", \"relative_attention_num_buckets\": 64}";
+    CHECK(cl_config_parse(&c, nb, strlen(nb), "dir/config.json", &err) != 0 && strstr(err.msg, "dir/config.json") &&
+          strstr(err.msg, "relative_attention_num_buckets") && strstr(err.msg, "64"), "%s", err.msg);
+    /* an unknown model_type lists the supported ones */
+    const char *un = "{\"model_type\": \"deberta\"}";
+    CHECK(cl_config_parse(&c, un, strlen(un), "dir/config.json", &err) != 0 && strstr(err.msg, "mpnet") &&
+          strstr(err.msg, "'model_type'"), "%s", err.msg);
+}
+
 int main(void) {
     RUN(config_cases_match_transformers);
     RUN(fixture_configs_written_by_transformers);
     RUN(module_names);
     RUN(param_formula_roberta_base);
     RUN(broken_configs_rejected);
+    RUN(mpnet_config);
     return tst_summary(__FILE__);
 }

@@ -152,6 +152,40 @@ TEST(peft_adapters_match_peft_logits) {
     cl_st_close(&refs);
 }
 
+/* MPNet (tests/data/peft/mpnet*, scripts/gen_peft_refs.py --mpnet): PEFT's LoRA on q, v and on q, k, v, o */
+TEST(peft_mpnet_adapters) {
+    cl_safetensors refs;
+    cl_error err = {0};
+    if (cl_st_open(&refs, DATA "/refs_mpnet.safetensors", &err)) {
+        CHECK(0, "%s", err.msg);
+        return;
+    }
+    check_adapter(&refs, "mpnet_lora", "mpnet", NULL);
+    check_adapter(&refs, "mpnet_o", "mpnet", NULL);
+    tbatch b;
+    cl_model m;
+    float want[64], got[64];
+    if (!load_batch(&refs, "mpnet", &b) && !load_base(&m, "mpnet", NULL)) {
+        if (!ref_load(&refs, "logits.mpnet", want, (size_t)b.B * 2) && !run(&m, &b, NULL, got))
+            CHECK(maxdiff(got, want, (size_t)b.B * 2) <= 1e-4, "mpnet base");
+        /* mpnet_o adapts exactly q, k, v and o (attention.attn.o), not the FFN's output.dense */
+        cl_peft *pf = NULL;
+        int L = 0;
+        cl_peft_num_labels(DATA "/mpnet_o", &L, &err);
+        if (cl_peft_load(&pf, DATA "/mpnet_o", &m, &err) == 0) {
+            int rk[64];
+            cl_adapter_ranks(pf->ad, rk);
+            for (int l = 0; l < 2; l++)
+                for (int k = 0; k < CL_MOD_COUNT; k++)
+                    CHECK(rk[l * CL_MOD_COUNT + k] == (k <= CL_MOD_ATTN_OUT ? 4 : -1), "mpnet_o layer %d %s rank %d", l,
+                          cl_module_names[k], rk[l * CL_MOD_COUNT + k]);
+            cl_peft_free(pf);
+        } else CHECK(0, "%s", err.msg);
+        cl_model_free(&m);
+    }
+    cl_st_close(&refs);
+}
+
 /* what was built: modules, ranks and scales of the rank_pattern / regex / layers_to_transform adapters */
 TEST(module_selection_and_ranks) {
     cl_error err = {0};
@@ -349,8 +383,32 @@ TEST(bad_adapter_directories) {
     }
     /* head with another label count than the model's */
     expect_fail(DATA "/bert_lora", "bert", 3, "adapter_model.safetensors", "labels", "3-label model");
-    /* a RoBERTa adapter on BERT */
+    /* a RoBERTa adapter on BERT; BERT and MPNet adapters on each other */
     expect_fail(DATA "/roberta_lora", "bert", 2, "roberta_lora/adapter_model.safetensors", "RoBERTa", "wrong arch");
+    expect_fail(DATA "/bert_lora", "mpnet", 2, "bert_lora/adapter_model.safetensors", "base model is MPNet",
+                "BERT adapter on MPNet");
+    expect_fail(DATA "/mpnet_lora", "bert", 2, "mpnet_lora/adapter_model.safetensors", "an MPNet model",
+                "MPNet adapter on BERT");
+    /* MPNet: PEFT has no default target modules (null is refused as PEFT refuses it), and BERT's names match nothing */
+    {
+        char *mc = read_text(DATA "/mpnet_lora/adapter_config.json");
+        const char *tm = mc ? strstr(mc, "\"target_modules\"") : NULL, *end = tm ? strchr(tm, ']') : NULL;
+        CHECK(end != NULL, "mpnet_lora config");
+        if (end) {
+            char text[4096];
+            snprintf(text, sizeof text, "%.*s\"target_modules\": null%s", (int)(tm - mc), mc, end + 1);
+            snprintf(d, sizeof d, "%s/mpnet_null", TMP);
+            copy_adapter(DATA "/mpnet_lora", d, NULL, NULL, NULL, text);
+            expect_fail(d, "mpnet", 2, "mpnet_null/adapter_config.json", "'target_modules' is null", "null on MPNet");
+            snprintf(text, sizeof text, "%.*s\"target_modules\": [\"query\", \"value\"]%s", (int)(tm - mc), mc,
+                     end + 1);
+            snprintf(d, sizeof d, "%s/mpnet_bertnames", TMP);
+            copy_adapter(DATA "/mpnet_lora", d, NULL, NULL, NULL, text);
+            expect_fail(d, "mpnet", 2, "mpnet_bertnames/adapter_config.json", "end in q, k, v, o",
+                        "BERT names on MPNet");
+        }
+        free(mc);
+    }
     /* not an adapter directory */
     expect_fail("/nonexistent/adapter", "bert", 2, "/nonexistent/adapter", NULL, "missing directory");
     expect_fail(DATA "/bert", "bert", 2, "adapter_config.json", NULL, "a model directory");
@@ -378,16 +436,17 @@ static int make_adapter(cl_adapter **ad, const cl_adapter_opts *o, cl_model *m, 
     return rc;
 }
 
-static void roundtrip(cl_method method, const char *layers, int zero_module, const char *tag, const char *want1,
-                      const char *want2) {
+static void roundtrip_arch(const char *arch, cl_method method, const char *layers, int zero_module, const char *tag,
+                           const char *want1, const char *want2) {
     cl_safetensors refs;
     cl_error err = {0};
-    if (cl_st_open(&refs, DATA "/refs.safetensors", &err)) return;
+    if (cl_st_open(&refs, strcmp(arch, "mpnet") ? DATA "/refs.safetensors" : DATA "/refs_mpnet.safetensors", &err))
+        return;
     tbatch b;
-    load_batch(&refs, "bert", &b);
+    load_batch(&refs, arch, &b);
     cl_st_close(&refs);
     cl_model m;
-    if (load_base(&m, "bert", NULL)) return;
+    if (load_base(&m, arch, NULL)) return;
     cl_adapter_opts o;
     cl_adapter_opts_default(&o, method);
     o.target_modules = "query,value,output.dense";
@@ -404,6 +463,9 @@ static void roundtrip(cl_method method, const char *layers, int zero_module, con
     cl_adapter_init(ad, 5);
     cl_rng rng;
     cl_rng_seed(&rng, 9);
+    char v1[96], q0[96]; /* "layer.1.attention.self.value" in this architecture's names */
+    snprintf(v1, sizeof v1, "layer.1.%s", cl_model_arch(&m)->lin[CL_MOD_VALUE]);
+    snprintf(q0, sizeof q0, "layer.0.%s", cl_model_arch(&m)->lin[CL_MOD_QUERY]);
     for (int i = 0; i < P.n; i++) {
         const cl_param_tensor *t = &P.t[i];
         float *x = P.param + t->offset;
@@ -411,15 +473,15 @@ static void roundtrip(cl_method method, const char *layers, int zero_module, con
             for (size_t k = 0; k < t->numel; k++) x[k] = 0.3f * (float)cl_rng_normal(&rng);
         if (strstr(t->name, "lora_E")) { /* AdaLoRA: as the SaLoRA gates below, E = 0 removes a component */
             for (size_t k = 0; k < t->numel; k++) x[k] = 0.5f + 0.25f * (float)k;
-            if (strstr(t->name, "layer.1.attention.self.value")) x[0] = x[2] = 0.0f;
-            if (zero_module && strstr(t->name, "layer.0.attention.self.query"))
+            if (strstr(t->name, v1)) x[0] = x[2] = 0.0f;
+            if (zero_module && strstr(t->name, q0))
                 for (size_t k = 0; k < t->numel; k++) x[k] = 0.0f;
         }
         if (strstr(t->name, "salora_log_alpha")) { /* layer 1 value keeps 2 of 4 components; zero_module: layer
                                                       * 0 query keeps none */
             for (size_t k = 0; k < t->numel; k++) x[k] = 3.0f + (float)k;
-            if (strstr(t->name, "layer.1.attention.self.value")) x[0] = x[2] = -10.0f;
-            if (zero_module && strstr(t->name, "layer.0.attention.self.query"))
+            if (strstr(t->name, v1)) x[0] = x[2] = -10.0f;
+            if (zero_module && strstr(t->name, q0))
                 for (size_t k = 0; k < t->numel; k++) x[k] = -10.0f;
         }
     }
@@ -436,7 +498,9 @@ static void roundtrip(cl_method method, const char *layers, int zero_module, con
     if (!rc) rc = cl_st_writer_save(w, p, &err);
     cl_st_writer_free(w);
     snprintf(p, sizeof p, "%s/adapter_config.json", dir);
-    if (!rc) rc = cl_peft_write_config(p, ad, "tests/data/peft/bert", 0, &err);
+    char base_dir[64];
+    snprintf(base_dir, sizeof base_dir, "tests/data/peft/%s", arch);
+    if (!rc) rc = cl_peft_write_config(p, ad, base_dir, 0, &err);
     CHECK(rc == 0, "%s: %s", tag, err.msg);
     char *txt = read_text(p);
     CHECK(txt && strstr(txt, want1) && (!want2 || strstr(txt, want2)), "%s: config lacks '%s' / '%s':\n%s", tag,
@@ -465,6 +529,11 @@ out:
     cl_model_free(&m);
 }
 
+static void roundtrip(cl_method method, const char *layers, int zero_module, const char *tag, const char *want1,
+                      const char *want2) {
+    roundtrip_arch("bert", method, layers, zero_module, tag, want1, want2);
+}
+
 TEST(write_config_roundtrip) {
     /* targets query, value, output.dense: a regex string, since the list entry "output.dense" would also name
      * attention.output.dense for PEFT; no rank_pattern for plain LoRA */
@@ -476,6 +545,11 @@ TEST(write_config_roundtrip) {
     /* AdaLoRA as plain LoRA: E zeroed as SaLoRA's gates above (2 of 4 kept in layer 1 value; none in layer 0 query) */
     roundtrip(CL_METHOD_ADALORA, "", 0, "adalora", "\"encoder.layer.1.attention.self.value\":\t2", "\"LORA\"");
     roundtrip(CL_METHOD_ADALORA, "", 1, "adalora_zero", "0\\\\.attention\\\\.self\\\\.value|", "rank_pattern");
+    /* MPNet: PEFT's names q, v; "output.dense" names only the FFN output there (the attention output is "o"), so
+     * the same three targets export as a list */
+    roundtrip_arch("mpnet", CL_METHOD_LORA, "", 0, "mpnet_lora",
+                   "\"target_modules\":\t[\"q\", \"v\", \"output.dense\"]", "\"rank_pattern\":\t{\n\t}");
+    roundtrip_arch("mpnet", CL_METHOD_SALORA, "", 0, "mpnet_salora", "\"encoder.layer.1.attention.attn.v\":\t2", NULL);
 }
 
 TEST(write_config_list_form) {
@@ -678,6 +752,7 @@ int main(void) {
     cl_error e = {0};
     cl_mkdir_p(TMP, &e);
     RUN(peft_adapters_match_peft_logits);
+    RUN(peft_mpnet_adapters);
     RUN(module_selection_and_ranks);
     RUN(default_names_accepted);
     RUN(bad_adapter_directories);

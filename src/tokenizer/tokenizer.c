@@ -476,7 +476,7 @@ static int load_wp_vocab_txt(cl_tokenizer *t, const char *dir, cl_error *err) {
     }
     free(text);
     /* tokenizer_config.json (optional) */
-    int lower = 1, chinese = 1, strip = -1;
+    int lower = 1, chinese = 1, strip = -1, pair_roberta = 0;
     const char *names[5] = {"[UNK]", "[SEP]", "[PAD]", "[CLS]", "[MASK]"};
     static const char *const keys[5] = {"unk_token", "sep_token", "pad_token", "cls_token", "mask_token"};
     cJSON *cfg = NULL;
@@ -485,6 +485,14 @@ static int load_wp_vocab_txt(cl_tokenizer *t, const char *dir, cl_error *err) {
         cfg = cJSON_ParseWithLength(text, len);
         free(text);
         if (!cJSON_IsObject(cfg)) { cJSON_Delete(cfg); return cl_errf(err, CL_EFORMAT, "%s: not a JSON object", path); }
+        /* MPNetTokenizer: BERT's WordPiece with RoBERTa's specials and pair template (<s> A </s></s> B </s>, all
+         * type ids 0); its defaults are <s>, </s>, <pad>, [UNK], <mask> */
+        const char *cls = json_str(cfg, "tokenizer_class");
+        if (cls && (!strcmp(cls, "MPNetTokenizer") || !strcmp(cls, "MPNetTokenizerFast"))) {
+            static const char *const mp[5] = {"[UNK]", "</s>", "<pad>", "<s>", "<mask>"};
+            for (int i = 0; i < 5; i++) names[i] = mp[i];
+            pair_roberta = 1;
+        }
         lower = json_bool(cfg, "do_lower_case", 1);
         chinese = json_bool(cfg, "tokenize_chinese_chars", 1);
         strip = json_bool(cfg, "strip_accents", -1);
@@ -494,7 +502,9 @@ static int load_wp_vocab_txt(cl_tokenizer *t, const char *dir, cl_error *err) {
     int rc = 0;
     for (int i = 0; i < 5 && !rc; i++) {
         int vid = vocab_id(t, names[i]);
-        if (vid >= 0 && !find_added(t, names[i])) rc = add_token(t, names[i], vid, 1, 0, 0, 0, 0, err);
+        /* MPNetTokenizerFast makes its mask token AddedToken("<mask>", lstrip=True), matched after normalisation */
+        int mask_mp = pair_roberta && i == 4;
+        if (vid >= 0 && !find_added(t, names[i])) rc = add_token(t, names[i], vid, 1, mask_mp, 0, mask_mp, 0, err);
     }
     if (!rc) {
         t->has_norm = 1;
@@ -513,7 +523,7 @@ static int load_wp_vocab_txt(cl_tokenizer *t, const char *dir, cl_error *err) {
         t->mask_id = vocab_id(t, names[4]);
         if (t->cls_id < 0 || t->sep_id < 0)
             rc = cl_errf(err, CL_EFORMAT, "%s/vocab.txt: no %s or %s token", dir, names[3], names[1]);
-        else set_bert_template(t, t->cls_id, t->sep_id, 0);
+        else set_bert_template(t, t->cls_id, t->sep_id, pair_roberta);
     }
     cJSON_Delete(cfg);
     return rc ? rc : tok_wp_finish(t, err);

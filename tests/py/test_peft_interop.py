@@ -12,7 +12,12 @@ tests/data/tokenizer) and tiny GLUE-format SST-2 and STS-B data. Then:
      modules_to_save pooler) and saved by PeftModel.save_pretrained: `condlora predict --adapter` reproduces PEFT's logits;
   3. `condlora merge`: AutoModelForSequenceClassification.from_pretrained(OUT) loads every tensor (no missing or
      unexpected keys) and gives the same logits; the STS-B merge is a regression model;
-  4. `condlora predict --format glue --task ...` writes GLUE submission files.
+  4. `condlora predict --format glue --task ...` writes GLUE submission files;
+  5. MPNet: a tiny random MPNetForSequenceClassification (relative-attention bias scaled to std 2) with a WordPiece
+     tokenizer.json in all-mpnet-base-v2's form (RobertaProcessing, <s> <pad> </s> <unk>): `condlora train` LoRA and
+     CondLoRA runs whose adapter_config.json names PEFT's MPNet modules (["q", "v"]), loaded by PEFT with the same
+     logits as `condlora predict --adapter`, and `condlora merge` writing an MPNetForSequenceClassification that
+     transformers loads (no missing or unexpected keys) with the same logits.
 CL_BIN names the condlora binary (default build/condlora). CL_PEFT_MINILM=1 uses the real all-MiniLM-L6-v2 from
 ~/.cache/condlora/models/all-MiniLM-L6-v2 (when present) instead of the tiny model. The last line of the output is
 "test_peft_interop: N passed, N failed, N skipped".
@@ -127,6 +132,40 @@ def make_base(tmp):
     BertForSequenceClassification(cfg).save_pretrained(d, safe_serialization=True)
     shutil.copy(os.path.join(ROOT, "tests", "data", "tokenizer", "tiny_wordpiece", "tokenizer.json"), d)
     return d
+
+
+def make_mpnet_base(tmp):
+    """A tiny MPNetForSequenceClassification and a tokenizer.json as all-mpnet-base-v2's (WordPiece + BertNormalizer +
+    BertPreTokenizer + RobertaProcessing, <s>=0 <pad>=1 </s>=2 <unk>=3)."""
+    from tokenizers import models, normalizers, pre_tokenizers, processors
+    from transformers import MPNetConfig, MPNetForSequenceClassification
+    vocab = ["<s>", "<pad>", "</s>", "<unk>"] + sorted(set(WORDS + ["good", "bad"])) + ["[UNK]"]
+    tk = Tokenizer(models.WordPiece({w: i for i, w in enumerate(vocab)}, unk_token="[UNK]"))
+    tk.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tk.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tk.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+    torch.manual_seed(4)
+    cfg = MPNetConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                      intermediate_size=64, max_position_embeddings=66, pad_token_id=1, initializer_range=0.2,
+                      num_labels=2, layer_norm_eps=1e-5)
+    m = MPNetForSequenceClassification(cfg)
+    with torch.no_grad():
+        m.mpnet.encoder.relative_attention_bias.weight.normal_(0.0, 2.0)
+    d = os.path.join(tmp, "mpnet_base")
+    m.save_pretrained(d, safe_serialization=True)
+    tk.save(os.path.join(d, "tokenizer.json"))
+    return d
+
+
+def encode_mpnet(tok, texts):
+    encs = [tok.encode(a) for a in texts]
+    T = max(len(e.ids) for e in encs)
+    ids = torch.ones((len(encs), T), dtype=torch.long)  # <pad> = 1
+    mask = torch.zeros_like(ids)
+    for i, e in enumerate(encs):
+        ids[i, :len(e.ids)] = torch.tensor(e.ids)
+        mask[i, :len(e.ids)] = 1
+    return dict(input_ids=ids, attention_mask=mask)
 
 
 def run(args, what):
@@ -324,22 +363,30 @@ def main():
                                                                       "bert.token_type_ids"))
             mask = (torch.arange(ids.shape[1])[None, :] < lens[:, None]).long()
             ids_tsv = os.path.join(tmp, "ids.tsv")
-            with open(ids_tsv, "w") as f:
-                for r in range(ids.shape[0]):
-                    n = int(lens[r])
-                    f.write(" ".join(str(int(x)) for x in ids[r, :n]) + "\n")
-            fixture = os.path.join(ROOT, "tests", "data", "peft", "bert")
-            for t in ("rt_lora", "rt_salora", "rt_salora_zero", "rt_lora_layer1"):
-                adir = os.path.join(exp, t)
-                if not os.path.isfile(os.path.join(adir, "adapter_config.json")):
-                    check(False, f"{t}: written by build/tests/test_peft")
-                    continue
-                pm = PeftModel.from_pretrained(AutoModelForSequenceClassification.from_pretrained(fixture), adir)
-                pm.eval()
-                with torch.no_grad():
-                    theirs = pm(input_ids=ids, attention_mask=mask, token_type_ids=types * 0).logits
-                ours = run(["predict", "--model", fixture, "--adapter", adir, "--input", ids_tsv, "--ids"], t)
-                compare(f"cl_peft_write_config {t}: PEFT loads it, same logits", ours and parse_logits(ours), theirs)
+            # MPNet: PEFT's names (q, v, output.dense as a list; SaLoRA's rank_pattern keyed attention.attn.v)
+            with safe_open(os.path.join(ROOT, "tests", "data", "peft", "refs_mpnet.safetensors"), "pt") as f:
+                mids, mlens = (f.get_tensor(k).long() for k in ("mpnet.input_ids", "mpnet.lengths"))
+            for arch, ids_, lens_, types_, names in (
+                    ("bert", ids, lens, types * 0, ("rt_lora", "rt_salora", "rt_salora_zero", "rt_lora_layer1")),
+                    ("mpnet", mids, mlens, None, ("rt_mpnet_lora", "rt_mpnet_salora"))):
+                mask = (torch.arange(ids_.shape[1])[None, :] < lens_[:, None]).long()
+                with open(ids_tsv, "w") as f:
+                    for r in range(ids_.shape[0]):
+                        f.write(" ".join(str(int(x)) for x in ids_[r, :int(lens_[r])]) + "\n")
+                fixture = os.path.join(ROOT, "tests", "data", "peft", arch)
+                kw = {} if types_ is None else {"token_type_ids": types_}
+                for t in names:
+                    adir = os.path.join(exp, t)
+                    if not os.path.isfile(os.path.join(adir, "adapter_config.json")):
+                        check(False, f"{t}: written by build/tests/test_peft")
+                        continue
+                    pm = PeftModel.from_pretrained(AutoModelForSequenceClassification.from_pretrained(fixture), adir)
+                    pm.eval()
+                    with torch.no_grad():
+                        theirs = pm(input_ids=ids_, attention_mask=mask, **kw).logits
+                    ours = run(["predict", "--model", fixture, "--adapter", adir, "--input", ids_tsv, "--ids"], t)
+                    compare(f"cl_peft_write_config {t}: PEFT loads it, same logits", ours and parse_logits(ours),
+                            theirs)
         else:
             skip("cl_peft_write_config adapters in PEFT", f"{tbin} is not built")
 
@@ -383,6 +430,38 @@ def main():
                 ok = ok and all(ln.split("\t")[0] == str(i) and float(ln.split("\t")[1]) == float(ln.split("\t")[1])
                                 for i, ln in enumerate(lines[1:]))
                 check(ok, "STS-B GLUE submission file (scores)", str(lines[:3]))
+
+        # 5. MPNet: condlora's runs in PEFT, condlora's merge in transformers
+        mbase = make_mpnet_base(tmp)
+        mtok = Tokenizer.from_file(os.path.join(mbase, "tokenizer.json"))
+        mtok.no_truncation()
+        mtok.no_padding()
+        mbatch = encode_mpnet(mtok, read_tsv_column(sst_dev, 0))
+        mcommon = [a if a != base else mbase for a in common]
+        mcommon[mcommon.index("query,value,intermediate.dense")] = "query,value"
+        for method in ("lora", "condlora"):
+            out = os.path.join(tmp, f"run_mpnet_{method}")
+            if run(["train", "--task", "SST-2", "--method", method, "--out", out] + mcommon,
+                   f"condlora train --method {method} (MPNet)") is None:
+                continue
+            best = os.path.join(out, "best")
+            with open(os.path.join(best, "adapter_config.json")) as f:
+                tm = json.load(f).get("target_modules")
+            check(sorted(tm) == ["q", "v"], f"MPNet {method} run: target_modules are PEFT's MPNet names", str(tm))
+            pm = peft_model(mbase, best, 2, tmp)
+            theirs = logits_of(pm, mbatch)
+            ours = run(["predict", "--model", mbase, "--adapter", out, "--input", sst_dev, "--skip-header"],
+                       f"predict --adapter (MPNet {method})")
+            compare(f"MPNet {method} run: condlora predict --adapter vs PEFT", ours and parse_logits(ours), theirs)
+            mdir = os.path.join(tmp, f"merged_mpnet_{method}")
+            if run(["merge", "--model", mbase, "--adapter", out, "--out", mdir], f"merge MPNet {method}") is None:
+                continue
+            m, info = AutoModelForSequenceClassification.from_pretrained(mdir, output_loading_info=True)
+            check(type(m).__name__ == "MPNetForSequenceClassification" and not info["missing_keys"] and
+                  not info["unexpected_keys"] and not info["mismatched_keys"],
+                  f"merged MPNet {method}: transformers loads an MPNetForSequenceClassification, every tensor",
+                  f"{type(m).__name__} {info}")
+            compare(f"merged MPNet {method}: transformers' logits vs PEFT", logits_of(m, mbatch), theirs)
     finally:
         if not os.environ.get("CL_KEEP_TMP"):
             shutil.rmtree(tmp, ignore_errors=True)
