@@ -41,8 +41,19 @@ $(BUILD)/condlora: $(TOOL_OBJ) $(BUILD)/libcondlora.a
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libcondlora.a
 	$(CC) $(CFLAGS) $< $(BUILD)/libcondlora.a $(LDLIBS) -o $@
 
-test: $(TEST_BIN) $(BUILD)/condlora
-	@CL_BIN=$(BUILD)/condlora bash tests/run.sh $(TEST_BIN) $(PY_TESTS)
+# bf16 mode's tests once more with the AVX512_BF16 instructions emulated (src/model/gemm_bf16.c, CL_BF16_EMULATE):
+# the object defines every symbol of gemm_bf16.o, so the archive's copy is not linked
+$(BUILD)/emu/%.o: src/model/%.c | $(DEPS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DCL_BF16_EMULATE -MMD -MP -c $< -o $@
+$(BUILD)/emu/test_bf16.o: tests/test_bf16.c | $(DEPS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DCL_BF16_EMULATE -MMD -MP -c $< -o $@
+$(BUILD)/tests/test_bf16_emu: $(BUILD)/emu/test_bf16.o $(BUILD)/emu/gemm_bf16.o $(BUILD)/libcondlora.a
+	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+test: $(TEST_BIN) $(BUILD)/tests/test_bf16_emu $(BUILD)/condlora
+	@CL_BIN=$(BUILD)/condlora bash tests/run.sh $(TEST_BIN) $(BUILD)/tests/test_bf16_emu $(PY_TESTS)
 
 asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan OPT="-O1 $(SAN)" test
@@ -68,7 +79,7 @@ setup:
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_BIN:=.d)
+-include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_BIN:=.d) $(BUILD)/emu/gemm_bf16.d $(BUILD)/emu/test_bf16.d
 
 # Tokenizer parity against Python `tokenizers` over every sentence of ../shared/data/glue.
 parity: $(BUILD)/condlora

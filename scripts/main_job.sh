@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The main job: build condlora (make installs the build dependencies), fetch the default model
-# (all-MiniLM-L6-v2, scripts/fetch_model.sh) and fine-tune CondLoRA on a GLUE task; --compare-lora also trains LoRA
-# with the same settings and prints both metrics side by side. Sized for ~10-15 minutes on 2 cores (per method).
+# The main job: build condlora (make installs the build dependencies), fetch the model (scripts/fetch_model.sh) and
+# fine-tune CondLoRA on a GLUE task; --compare-lora also trains LoRA with the same settings and prints both metrics
+# side by side. The default model, all-MiniLM-L6-v2, takes a few minutes per method on 2 idle cores;
+# all-mpnet-base-v2 (roberta-base's shape, the paper's scale) about 25 minutes per method in fp32.
 #
-# usage: scripts/main_job.sh [--compare-lora] [--data DIR] [--task NAME] [--steps N] [--out DIR] [--threads K]
+# usage: scripts/main_job.sh [--model NAME|DIR] [--compare-lora] [--data DIR] [--task NAME] [--steps N] [--out DIR]
+#                            [--threads K]
+#   --model NAME  all-MiniLM-L6-v2 (default) or all-mpnet-base-v2, fetched into the cache; or a model directory
 #   --data DIR    GLUE root holding TASK/ (default ../shared/data/glue beside the checkout)
 #   --task NAME   default SST-2 (short sentences: many examples per second on a CPU)
 #   --steps N     optimizer steps (default 1200 = 19,200 examples at batch 16)
@@ -19,15 +22,23 @@ TASK=SST-2
 STEPS=1200
 OUT=runs
 THREADS=$(nproc 2>/dev/null || echo 2)
+MODEL_NAME=all-MiniLM-L6-v2
+value() { # value OPTION ARGS...: the option's argument, or a usage error
+    if [ $# -lt 2 ] || [ -z "$2" ] || [ "${2#--}" != "$2" ]; then
+        echo "main_job.sh: option $1 needs a value" >&2
+        exit 2
+    fi
+}
 while [ $# -gt 0 ]; do
     case "$1" in
     --compare-lora) compare=1 ;;
-    --data) DATA=$2; shift ;;
-    --task) TASK=$2; shift ;;
-    --steps) STEPS=$2; shift ;;
-    --out) OUT=$2; shift ;;
-    --threads) THREADS=$2; shift ;;
-    -h|--help) sed -n 2,12p "$0"; exit 0 ;;
+    --model) value "$@"; MODEL_NAME=$2; shift ;;
+    --data) value "$@"; DATA=$2; shift ;;
+    --task) value "$@"; TASK=$2; shift ;;
+    --steps) value "$@"; STEPS=$2; shift ;;
+    --out) value "$@"; OUT=$2; shift ;;
+    --threads) value "$@"; THREADS=$2; shift ;;
+    -h|--help) sed -n 2,15p "$0"; exit 0 ;;
     *) echo "main_job.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -45,14 +56,20 @@ EOF
 fi
 
 make -s
-scripts/fetch_model.sh
-MODEL=${CONDLORA_CACHE:-$HOME/.cache/condlora}/models/all-MiniLM-L6-v2
+case "$MODEL_NAME" in
+all-MiniLM-L6-v2|all-mpnet-base-v2)
+    scripts/fetch_model.sh "$MODEL_NAME"
+    MODEL=${CONDLORA_CACHE:-$HOME/.cache/condlora}/models/$MODEL_NAME ;;
+*)
+    [ -f "$MODEL_NAME/config.json" ] || { echo "main_job.sh: --model $MODEL_NAME: not all-MiniLM-L6-v2, all-mpnet-base-v2 or a model directory (config.json)" >&2; exit 2; }
+    MODEL=$MODEL_NAME ;;
+esac
 
 methods=condlora
 [ $compare = 1 ] && methods="condlora lora"
 mkdir -p "$OUT"
 for m in $methods; do
-    echo "== training $m on $TASK ($STEPS steps, $THREADS threads)"
+    echo "== training $m on $TASK with $(basename "$MODEL") ($STEPS steps, $THREADS threads)"
     build/condlora train --model "$MODEL" --task "$TASK" --data "$DATA" --method "$m" --out "$OUT/$TASK-$m" \
         --max-steps "$STEPS" --eval-every 400 --max-eval 2000 --lr 5e-4 --batch-size 16 --max-length 128 \
         --threads "$THREADS" --seed 1 --log-every 50 | tee "$OUT/$TASK-$m.summary"

@@ -4,7 +4,10 @@
 For every sentence of ../shared/data/glue (all tasks, train and dev) this encodes each sentence alone (no
 truncation) and, for the pair tasks, each sentence pair with truncation=True, max_length=128, with both the RoBERTa
 (byte-level BPE) and BERT (WordPiece, uncased) tokenizers, runs `condlora tokenize` on the same lines and compares
-the ids line by line. --sweep adds lines covering every Unicode scalar value (checks the character classes).
+the ids line by line. With all-mpnet-base-v2 in the cache (scripts/fetch_model.sh all-mpnet-base-v2, or --mpnet DIR)
+its tokenizer.json (AutoTokenizer, as transformers loads it) is checked the same way, and so is its vocab.txt alone
+with tokenizer_config.json (MPNetTokenizer's template, against the same tokenizer.json ids).
+--sweep adds lines covering every Unicode scalar value (checks the character classes).
 Prints the number of sequences compared and of mismatches; exits 1 on any mismatch.
 
 usage: /usr/bin/python3 scripts/tokenizer_parity.py [--bin build/condlora] [--shared ../shared] [--sweep]
@@ -56,9 +59,12 @@ def main():
     ap.add_argument("--shared", default=os.environ.get("CL_SHARED", "../shared"))
     ap.add_argument("--sweep", action="store_true")
     ap.add_argument("--max-length", type=int, default=128)
-    ap.add_argument("--only", choices=["roberta", "bert"], help="check one tokenizer")
+    ap.add_argument("--only", choices=["roberta", "bert", "mpnet", "mpnet_vocab"], help="check one tokenizer")
+    ap.add_argument("--mpnet", default=os.path.join(os.environ.get("CONDLORA_CACHE",
+                                                                   os.path.expanduser("~/.cache/condlora")),
+                                                    "models", "all-mpnet-base-v2"))
     args = ap.parse_args()
-    from transformers import BertTokenizerFast, RobertaTokenizerFast
+    from transformers import AutoTokenizer, BertTokenizerFast, RobertaTokenizerFast
     import transformers
     transformers.logging.set_verbosity_error()
     tokdir = os.path.join(args.shared, "data", "tokenizers")
@@ -69,6 +75,16 @@ def main():
         "bert": (BertTokenizerFast(vocab_file=os.path.join(tokdir, "bert-base-uncased", "vocab.txt"),
                                    do_lower_case=True), os.path.join(tokdir, "bert-base-uncased")),
     }
+    td_mp = None
+    if os.path.isfile(os.path.join(args.mpnet, "tokenizer.json")):
+        toks["mpnet"] = (AutoTokenizer.from_pretrained(args.mpnet), args.mpnet)
+        # vocab.txt + tokenizer_config.json alone: the same ids expected (MPNetTokenizer's template)
+        td_mp = tempfile.TemporaryDirectory()
+        for f in ("vocab.txt", "tokenizer_config.json"):
+            os.symlink(os.path.join(os.path.abspath(args.mpnet), f), os.path.join(td_mp.name, f))
+        toks["mpnet_vocab"] = (toks["mpnet"][0], td_mp.name)
+    else:
+        print(f"parity: no {args.mpnet}/tokenizer.json (scripts/fetch_model.sh all-mpnet-base-v2); MPNet skipped")
     singles, pairs = [], []
     for task, split, cols in glue_rows(os.path.join(args.shared, "data", "glue")):
         for c in cols:

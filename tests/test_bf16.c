@@ -167,8 +167,9 @@ TEST(attention_and_elementwise_vs_ops) {
     if (!have_bf16()) return;
     /* T off every block (37: rows cross the 64-element hash chunks, 12-row and 32-column blocks), sequences of
      * every length class, heads of 8 and 40 */
-    for (int cfg = 0; cfg < 2; cfg++) {
-        const int Bb = 3, T = 37, NH = cfg ? 2 : 3, HS = cfg ? 40 : 8, C = NH * HS, nt = 2;
+    /* cfg 2: with MPNet's relative-position bias (NH, 2T - 1), std 2 so that a missed bias would show */
+    for (int cfg = 0; cfg < 3; cfg++) {
+        const int Bb = 3, T = 37, NH = cfg == 1 ? 2 : 3, HS = cfg == 1 ? 40 : 8, C = NH * HS, nt = 2;
         const int32_t len[3] = {37, 20, 1};
         const size_t n = (size_t)Bb * T * C, na = (size_t)Bb * NH * T * T;
         cl_rng r;
@@ -182,9 +183,14 @@ TEST(attention_and_elementwise_vs_ops) {
         float *s32 = calloc((size_t)nt * 2 * T * T, 4);
         cl_error e = {0};
         float *s16 = cl_zalloc((size_t)nt * cl_bf16_attention_scratch(T, HS), 4, &e);
+        float *relb = NULL;
+        if (cfg == 2) {
+            relb = malloc((size_t)NH * (2 * T - 1) * 4);
+            for (int i = 0; i < NH * (2 * T - 1); i++) relb[i] = (float)(2.0 * cl_rng_normal(&r));
+        }
         cl_dropout d = {1234, 99, 0.3f};
-        cl_attention_forward(o32, a32, s32, q, k, v, NULL, len, Bb, T, NH, HS, &d, nt);
-        cl_bf16_attention_forward(o16, a16, s16, q, k, v, NULL, len, Bb, T, NH, HS, &d, nt);
+        cl_attention_forward(o32, a32, s32, q, k, v, relb, len, Bb, T, NH, HS, &d, nt);
+        cl_bf16_attention_forward(o16, a16, s16, q, k, v, relb, len, Bb, T, NH, HS, &d, nt);
         cl_attention_backward(dq32, dk32, dv32, s32, g, q, k, v, a32, len, Bb, T, NH, HS, &d, nt);
         cl_bf16_attention_backward(dq16, dk16, dv16, s16, g, q, k, v, a16, len, Bb, T, NH, HS, &d, nt);
         /* bf16 products: ~0.5% (2^-9 per rounded operand); a different dropout mask would differ by O(1) */
@@ -199,9 +205,16 @@ TEST(attention_and_elementwise_vs_ops) {
                     for (int j = len[b]; j < T; j++) zeros &= a16[(((size_t)b * NH + h) * T + i) * T + j] == 0.0f;
         CHECK(zeros, "masked keys");
         /* inference (att NULL, dropout off) */
-        cl_attention_forward(o32, NULL, s32, q, k, v, NULL, len, Bb, T, NH, HS, NULL, nt);
-        cl_bf16_attention_forward(o16, NULL, s16, q, k, v, NULL, len, Bb, T, NH, HS, NULL, nt);
+        cl_attention_forward(o32, NULL, s32, q, k, v, relb, len, Bb, T, NH, HS, NULL, nt);
+        cl_bf16_attention_forward(o16, NULL, s16, q, k, v, relb, len, Bb, T, NH, HS, NULL, nt);
         CHECK(rel_diff(o32, o16, n) < 0.02, "inference: %.3g", rel_diff(o32, o16, n));
+        if (relb) { /* the bias must matter: without it the output moves by far more than bf16's rounding */
+            float *o0 = calloc(n, 4);
+            cl_bf16_attention_forward(o0, NULL, s16, q, k, v, NULL, len, Bb, T, NH, HS, NULL, nt);
+            CHECK(rel_diff(o0, o16, n) > 0.2, "the bias changes the output (%.3g)", rel_diff(o0, o16, n));
+            free(o0);
+        }
+        free(relb);
         if (getenv("CL_TEST_VERBOSE"))
             fprintf(stderr, "attention (heads of %d): att %.2g out %.2g dq %.2g dk %.2g dv %.2g of max\n", HS, ea,
                     eo, eq, ek, ev);
@@ -395,6 +408,42 @@ TEST(encoder_bf16_vs_fp32) {
     compare_paths(CL_METHOD_CONDLORA, "query,value");
 }
 
+/* MPNet (tests/data/encoder/mpnet_cls: the relative-attention bias at std 2, T = 105): bf16 mode's logits within the
+ * documented ~1-2% of fp32's, which equal transformers' (tests/test_encoder.c) */
+TEST(mpnet_bf16_vs_fp32) {
+    if (!have_bf16()) return;
+    cl_safetensors st;
+    cl_error e = {0};
+    if (cl_st_open(&st, "tests/data/encoder/mpnet_cls/ref.safetensors", &e)) { CHECK(0, "%s", e.msg); return; }
+    const cl_st_tensor *ti = cl_st_find(&st, "input_ids"), *tl = cl_st_find(&st, "lengths"),
+                       *tr = cl_st_find(&st, "logits");
+    cl_model m;
+    cl_load_opts lo = {0};
+    if (!ti || !tl || !tr || cl_model_load(&m, "tests/data/encoder/mpnet_cls", &lo, &e)) {
+        CHECK(0, "fixture: %s", e.msg);
+        cl_st_close(&st);
+        return;
+    }
+    const int Bm = (int)ti->shape[0], Tm = (int)ti->shape[1];
+    cl_bf16_opts bo = {0};
+    CHECK(cl_model_to_bf16(&m, &bo, &e) == 0, "%s", e.msg);
+    cl_encoder *enc = NULL;
+    CHECK(cl_encoder_new(&enc, &m, Bm, Tm, 0, &e) == 0, "%s", e.msg);
+    if (enc) {
+        cl_batch bt = {(const int32_t *)ti->data, NULL, (const int32_t *)tl->data, Bm, Tm};
+        const float *lg = NULL;
+        CHECK(cl_encoder_forward(enc, &bt, NULL, &lg, NULL, &e) == 0, "%s", e.msg);
+        if (lg) {
+            double d = rel_diff(lg, (const float *)tr->data, (size_t)Bm * 2);
+            CHECK(d < 0.05, "MPNet bf16 logits vs transformers' fp32: %.3g of max", d);
+            if (getenv("CL_TEST_VERBOSE")) fprintf(stderr, "MPNet bf16 vs fp32 logits: %.3g of max\n", d);
+        }
+        cl_encoder_free(enc);
+    }
+    cl_model_free(&m);
+    cl_st_close(&st);
+}
+
 /* ---- 4. training, memory, errors -------------------------------------------------------------------------- */
 TEST(steps_lower_the_loss) {
     if (!have_bf16()) return;
@@ -520,6 +569,7 @@ int main(void) {
     RUN(kernel_against_double_reference);
     RUN(attention_and_elementwise_vs_ops);
     RUN(encoder_bf16_vs_fp32);
+    RUN(mpnet_bf16_vs_fp32);
     RUN(steps_lower_the_loss);
     RUN(release_keep_and_errors);
     RUN(train_and_eval_in_bf16);
@@ -528,5 +578,9 @@ int main(void) {
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", ROOT);
         if (system(cmd)) {}
     }
+#ifdef CL_BF16_EMULATE /* build/tests/test_bf16_emu: the same checks with the three instructions emulated */
+    return tst_summary(__FILE__ "[AVX512_BF16-emulated]");
+#else
     return tst_summary(__FILE__);
+#endif
 }

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "core/util.h"
+#include "io/safetensors.h"
 #include "model/model.h"
 #include "test.h"
 
@@ -292,6 +293,76 @@ TEST(broken_checkpoints) {
     rmdir(dir);
 }
 
+/* MPNet (tests/data/encoder/mpnet_cls, MPNetForSequenceClassification saved by transformers): the model writer's
+ * output reloads bit for bit with MPNet's names (mpnet. prefix, the relative-attention bias, no pooler); a
+ * checkpoint without the bias, or MPNet weights under a BERT config, are refused naming the tensors */
+static int copy_without(const char *src, const char *dst, const char *skip, cl_error *err) {
+    cl_safetensors st;
+    int rc = cl_st_open(&st, src, err);
+    if (rc) return rc;
+    cl_st_writer *w = cl_st_writer_new();
+    for (int i = 0; i < st.n && !rc; i++)
+        if (strcmp(st.t[i].name, skip))
+            rc = cl_st_writer_add(w, st.t[i].name, st.t[i].dtype, st.t[i].ndim, st.t[i].shape, st.t[i].data, err);
+    if (!rc) rc = cl_st_writer_save(w, dst, err);
+    cl_st_writer_free(w);
+    cl_st_close(&st);
+    return rc;
+}
+
+TEST(mpnet_checkpoints) {
+    const char *src = "tests/data/encoder/mpnet_cls";
+    cl_model a, b;
+    cl_error err = {0};
+    if (cl_model_load(&a, src, NULL, &err)) { CHECK(0, "%s", err.msg); return; }
+    char dir[] = "/tmp/cl_test_loader_mpnet_XXXXXX";
+    if (!mkdtemp(dir)) { CHECK(0, "mkdtemp"); cl_model_free(&a); return; }
+    char p[512], q[512], from[512];
+    char *cfg;
+    size_t len;
+    snprintf(from, sizeof from, "%s/config.json", src);
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    snprintf(q, sizeof q, "%s/model.safetensors", dir);
+    CHECK(cl_read_file(from, &cfg, &len, &err) == 0 && cl_atomic_write(p, cfg, len, &err) == 0, "%s", err.msg);
+    CHECK(cl_model_save_weights(&a, q, CL_DT_F32, &err) == 0, "%s", err.msg);
+    cl_safetensors st;
+    if (!cl_st_open(&st, q, &err)) {
+        CHECK(cl_st_find(&st, "mpnet.encoder.relative_attention_bias.weight") &&
+              cl_st_find(&st, "mpnet.encoder.layer.1.attention.attn.o.weight") &&
+              cl_st_find(&st, "mpnet.encoder.layer.0.attention.LayerNorm.bias") &&
+              cl_st_find(&st, "classifier.out_proj.weight") && !cl_st_find(&st, "mpnet.pooler.dense.weight") &&
+              !cl_st_find(&st, "mpnet.embeddings.token_type_embeddings.weight"), "MPNet names written");
+        cl_st_close(&st);
+    } else CHECK(0, "%s", err.msg);
+    if (cl_model_load(&b, dir, NULL, &err) == 0) {
+        const cl_load_report *rep = cl_model_load_report(&b);
+        CHECK(rep && rep->n_unexpected == 0 && a.n_params_total == b.n_params_total, "reload report");
+        const size_t H = (size_t)a.cfg.hidden_size;
+        int same = !memcmp(a.rel_bias, b.rel_bias, 32 * (size_t)a.cfg.num_heads * 4) &&
+                   !memcmp(a.word_emb, b.word_emb, (size_t)a.cfg.vocab_size * H * 4) &&
+                   !memcmp(a.head_dense.w, b.head_dense.w, H * H * 4) &&
+                   !memcmp(a.head_out.w, b.head_out.w, (size_t)a.head_out.d_out * H * 4);
+        for (int l = 0; l < a.cfg.num_layers; l++)
+            for (int k = 0; k < CL_MOD_COUNT; k++)
+                same &= !memcmp(a.layers[l].lin[k].w, b.layers[l].lin[k].w,
+                                (size_t)a.layers[l].lin[k].d_out * a.layers[l].lin[k].d_in * 4);
+        CHECK(same, "written and reloaded tensors equal bit for bit");
+        cl_model_free(&b);
+    } else CHECK(0, "reload: %s", err.msg);
+    /* without the relative-attention bias */
+    snprintf(from, sizeof from, "%s/model.safetensors", src);
+    CHECK(copy_without(from, q, "mpnet.encoder.relative_attention_bias.weight", &err) == 0, "%s", err.msg);
+    expect_fail(dir, CL_EMISSING, "encoder.relative_attention_bias.weight", NULL);
+    /* MPNet weights under a BERT config */
+    CHECK(copy_without(from, q, "", &err) == 0, "%s", err.msg);
+    write_text(p, "{\"model_type\": \"bert\", \"hidden_size\": 32, \"num_attention_heads\": 4, \"num_hidden_layers\": 2, "
+                  "\"intermediate_size\": 64, \"vocab_size\": 64, \"max_position_embeddings\": 130}");
+    expect_fail(dir, CL_EMISSING, "missing from the checkpoint", "different architecture");
+    free(cfg);
+    unlink(p), unlink(q), rmdir(dir);
+    cl_model_free(&a);
+}
+
 TEST(init_random_shapes_and_counts) {
     cJSON *ref = read_json(FIX "reference.json");
     if (!ref) { CHECK(0, "reference.json"); return; }
@@ -368,6 +439,7 @@ int main(void) {
     RUN(weights_writable_file_untouched);
     RUN(head_options);
     RUN(broken_checkpoints);
+    RUN(mpnet_checkpoints);
     RUN(init_random_shapes_and_counts);
     RUN(real_minilm);
     return tst_summary(__FILE__);

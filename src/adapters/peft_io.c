@@ -807,14 +807,20 @@ int cl_peft_write_config(const char *path, const cl_adapter *ad, const char *bas
         size_t len = 0, cap = 256;
         char *rxs = malloc(cap), esc[128];
         if (rxs) rxs[0] = 0;
-        sb_add(&rxs, &len, &cap, "(?:.*\\.)?encoder\\.layer\\.(?:");
+        char lp[128];
+        snprintf(key, sizeof key, "%s.", arch->layers);
+        rx_escape(key, lp, sizeof lp);
+        sb_add(&rxs, &len, &cap, "(?:.*\\.)?");
+        sb_add(&rxs, &len, &cap, lp);
+        sb_add(&rxs, &len, &cap, "(?:");
+        const size_t skip = strlen(arch->prefix) + 1 + strlen(arch->layers) + 1; /* "bert.encoder.layer." */
         int first = 1;
         for (int l = 0; l < L; l++)
             for (int m = 0; m < CL_MOD_COUNT; m++) {
                 if (!rk[l * CL_MOD_COUNT + m]) continue;
                 char mp[256];
                 mod_key(model, l, (cl_module)m, mp, sizeof mp);
-                rx_escape(strstr(mp, "encoder.layer.") + 14, esc, sizeof esc);
+                rx_escape(mp + skip, esc, sizeof esc);
                 if (!first) sb_add(&rxs, &len, &cap, "|");
                 sb_add(&rxs, &len, &cap, esc);
                 first = 0;
@@ -841,7 +847,7 @@ int cl_peft_write_config(const char *path, const cl_adapter *ad, const char *bas
             if (k < 0 || rk[i] <= 0) continue;
             const cl_amod *md = &ad->mods[k];
             mod_key(model, i / CL_MOD_COUNT, (cl_module)(i % CL_MOD_COUNT), key, sizeof key);
-            const char *kk = strstr(key, "encoder.layer.");
+            const char *kk = key + strlen(arch->prefix) + 1; /* "encoder.layer.3.attention.self.query" */
             if (rk[i] != a->r) cJSON_AddNumberToObject(rp, kk, rk[i]);
             if (md->alpha != a->alpha) cJSON_AddNumberToObject(ap, kk, f32_json(md->alpha));
         }

@@ -18,6 +18,7 @@ static const cl_head_layout head_layouts[] = {
 
 /* BERT and RoBERTa spell their tensors and PEFT modules alike */
 #define BERT_FAMILY_NAMES                                                                                         \
+    .layers = "encoder.layer",                                                                                    \
     .word_emb = "embeddings.word_embeddings", .pos_emb = "embeddings.position_embeddings",                        \
     .type_emb = "embeddings.token_type_embeddings", .emb_ln = "embeddings.LayerNorm",                             \
     .lin = {"attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",        \
@@ -51,7 +52,7 @@ static const cl_arch_desc table[CL_ARCH_COUNT] = {
         .class_prefixes = {"MPNet"},
         .prefix = "mpnet", .seqcls_class = "MPNetForSequenceClassification",
         .word_emb = "embeddings.word_embeddings", .pos_emb = "embeddings.position_embeddings",
-        .type_emb = NULL, .emb_ln = "embeddings.LayerNorm",
+        .type_emb = NULL, .emb_ln = "embeddings.LayerNorm", .layers = "encoder.layer",
         .lin = {"attention.attn.q", "attention.attn.k", "attention.attn.v", "attention.attn.o",
                 "intermediate.dense", "output.dense"},
         .ln1 = "attention.LayerNorm", .ln2 = "output.LayerNorm",
@@ -129,7 +130,7 @@ const cl_arch_desc *cl_arch_of_tensor_name(const char *name, int *prefixed) {
         for (int m = 0; m < CL_MOD_COUNT; m++) {
             char key[96];
             snprintf(key, sizeof key, ".%s.", table[a].lin[m]);
-            if (strstr(name, "encoder.layer.") && strstr(name, key)) return *prefixed = 0, &table[a];
+            if (strstr(name, table[a].layers) && strstr(name, key)) return *prefixed = 0, &table[a];
         }
     return NULL;
 }
@@ -191,7 +192,7 @@ cl_linear *cl_model_head_dense(cl_model *m) {
 
 void cl_model_module_path(const cl_model *m, int layer, cl_module mod, char *buf, size_t n) {
     const cl_arch_desc *a = cl_model_arch(m);
-    snprintf(buf, n, "%s.encoder.layer.%d.%s", a->prefix, layer, a->lin[mod]);
+    snprintf(buf, n, "%s.%s.%d.%s", a->prefix, a->layers, layer, a->lin[mod]);
 }
 
 int cl_model_head_tensor_name(const cl_model *m, int k, char *buf, size_t n) {
@@ -227,13 +228,13 @@ int cl_model_tensors(cl_model *m, cl_head_kind head, int with_pooler, cl_model_t
         for (int k = 0; k < CL_MOD_COUNT; k++) {
             const int64_t dout = k == CL_MOD_INTER ? c->intermediate_size : H;
             const int64_t din = k == CL_MOD_OUT ? c->intermediate_size : H;
-            EMIT(CL_TENSOR_ENCODER, &L->lin[k].w, 2, dout, din, "encoder.layer.%d.%s.weight", l, a->lin[k]);
-            EMIT(CL_TENSOR_ENCODER, &L->lin[k].b, 1, dout, 0, "encoder.layer.%d.%s.bias", l, a->lin[k]);
+            EMIT(CL_TENSOR_ENCODER, &L->lin[k].w, 2, dout, din, "%s.%d.%s.weight", a->layers, l, a->lin[k]);
+            EMIT(CL_TENSOR_ENCODER, &L->lin[k].b, 1, dout, 0, "%s.%d.%s.bias", a->layers, l, a->lin[k]);
         }
-        EMIT(CL_TENSOR_ENCODER, &L->ln1_w, 1, H, 0, "encoder.layer.%d.%s.weight", l, a->ln1);
-        EMIT(CL_TENSOR_ENCODER, &L->ln1_b, 1, H, 0, "encoder.layer.%d.%s.bias", l, a->ln1);
-        EMIT(CL_TENSOR_ENCODER, &L->ln2_w, 1, H, 0, "encoder.layer.%d.%s.weight", l, a->ln2);
-        EMIT(CL_TENSOR_ENCODER, &L->ln2_b, 1, H, 0, "encoder.layer.%d.%s.bias", l, a->ln2);
+        EMIT(CL_TENSOR_ENCODER, &L->ln1_w, 1, H, 0, "%s.%d.%s.weight", a->layers, l, a->ln1);
+        EMIT(CL_TENSOR_ENCODER, &L->ln1_b, 1, H, 0, "%s.%d.%s.bias", a->layers, l, a->ln1);
+        EMIT(CL_TENSOR_ENCODER, &L->ln2_w, 1, H, 0, "%s.%d.%s.weight", a->layers, l, a->ln2);
+        EMIT(CL_TENSOR_ENCODER, &L->ln2_b, 1, H, 0, "%s.%d.%s.bias", a->layers, l, a->ln2);
     }
     if (a->rel_bias) EMIT(CL_TENSOR_ENCODER, &m->rel_bias, 2, a->rel_buckets, c->num_heads, "%s.weight", a->rel_bias);
     if (with_pooler) {

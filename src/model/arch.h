@@ -53,7 +53,8 @@ typedef struct {
     const char *prefix;            /* base-model attribute in *ForSequenceClassification: "bert" */
     const char *seqcls_class;      /* "BertForSequenceClassification" */
     /* tensor names, transformers', without the prefix and without ".weight" / ".bias"; layer ones under
-     * "encoder.layer.L." */
+     * "<layers>.L." */
+    const char *layers;            /* "encoder.layer" */
     const char *word_emb, *pos_emb, *type_emb /* NULL: no token types */, *emb_ln;
     const char *lin[CL_MOD_COUNT];
     const char *ln1, *ln2;         /* after attention, after the FFN */

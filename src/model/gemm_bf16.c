@@ -12,7 +12,47 @@
 
 /* Everything that executes AVX-512 instructions carries this attribute, so the file builds (and the fp32 path runs)
  * whatever -march says; cl_bf16_supported() guards every call. */
+#ifndef CL_BF16_EMULATE
 #define TGT __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
+#else
+/* The tests' build (make builds build/emu/gemm_bf16.o with -DCL_BF16_EMULATE for build/tests/test_bf16_emu): the
+ * three AVX512_BF16 instructions done with AVX-512F as the SDM defines them, so that bf16 mode's code (packing,
+ * blocking, attention, softmax with MPNet's bias, dropout) runs and is checked on AVX-512 CPUs without them.
+ * VCVTNE(2)PS2BF16: round to nearest even, denormal inputs to signed zero, NaN quietened. VDPBF16PS: per fp32 lane
+ * acc += a[odd] b[odd], then acc += a[even] b[even], inputs and results with denormals flushed (DAZ, FTZ); a
+ * product of two bf16 values is exact in fp32, so each step is one fused multiply-add. */
+#define TGT __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
+TGT static inline __m512i emu_bf16_of(__m512 x) { /* 16 floats -> their bf16 bits in the low half of each lane */
+    const __m512i u = _mm512_castps_si512(x), expo = _mm512_set1_epi32(0x7f800000);
+    const __mmask16 normal = _mm512_test_epi32_mask(u, expo);
+    const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), expo);
+    __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff),
+                                                     _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1))));
+    r = _mm512_srli_epi32(r, 16);
+    r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
+    return _mm512_mask_mov_epi32(_mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x8000)), normal, r);
+}
+TGT static inline __m512bh emu_cvtne2ps_pbh(__m512 hi, __m512 lo) {
+    return (__m512bh)_mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(emu_bf16_of(lo))),
+                                        _mm512_cvtepi32_epi16(emu_bf16_of(hi)), 1);
+}
+TGT static inline __m256bh emu_cvtneps_pbh(__m512 x) { return (__m256bh)_mm512_cvtepi32_epi16(emu_bf16_of(x)); }
+TGT static inline __m512 emu_flush(__m512 x) { /* denormals to zero */
+    return _mm512_maskz_mov_ps(_mm512_test_epi32_mask(_mm512_castps_si512(x), _mm512_set1_epi32(0x7f800000)), x);
+}
+TGT static inline __m512 emu_dpbf16_ps(__m512 acc, __m512bh a, __m512bh b) {
+    const __m512i ai = (__m512i)a, bi = (__m512i)b, hi = _mm512_set1_epi32((int)0xffff0000u);
+    __m512 a1 = emu_flush(_mm512_castsi512_ps(_mm512_and_si512(ai, hi)));
+    __m512 b1 = emu_flush(_mm512_castsi512_ps(_mm512_and_si512(bi, hi)));
+    __m512 a0 = emu_flush(_mm512_castsi512_ps(_mm512_slli_epi32(ai, 16)));
+    __m512 b0 = emu_flush(_mm512_castsi512_ps(_mm512_slli_epi32(bi, 16)));
+    acc = emu_flush(_mm512_fmadd_ps(a1, b1, emu_flush(acc)));
+    return emu_flush(_mm512_fmadd_ps(a0, b0, acc));
+}
+#define _mm512_cvtne2ps_pbh emu_cvtne2ps_pbh
+#define _mm512_cvtneps_pbh emu_cvtneps_pbh
+#define _mm512_dpbf16_ps emu_dpbf16_ps
+#endif
 
 /* Blocking of the weights' product. The micro-kernel computes MR rows x NR = 16 NV columns of out over KCP input
  * pairs at a time with MR * NV accumulators (8 x 48: 24 zmm + 3 weight vectors + a broadcast); a KCP x NR weight
@@ -43,8 +83,11 @@ int cl_bf16_supported(void) {
     if (getenv("CONDLORA_NO_BF16")) return 0; /* tests: behave as on a CPU without AVX512_BF16 */
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-           __builtin_cpu_supports("avx512bf16");
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")
+#ifndef CL_BF16_EMULATE
+           && __builtin_cpu_supports("avx512bf16")
+#endif
+        ;
 }
 
 /* fp32 -> bf16 bits exactly as VCVTNE2PS2BF16: round to nearest even, zero and denormal inputs give a signed zero,
