@@ -27,12 +27,31 @@ if [ "${1:-}" = "--python" ] || [ "${1:-}" = "--all" ]; then
     done
     /usr/bin/python3 -m pip --version >/dev/null 2>&1 || pkgs_needed+=(python3-pip)
 fi
+# apt-get, waiting (bounded: CONDLORA_APT_WAIT seconds, default 600) while another apt or dpkg holds its lock, as on
+# a fresh cloud machine whose unattended upgrades run at boot; any other failure is reported at once
+apt_retry() {
+    local waited=0 limit=${CONDLORA_APT_WAIT:-600} log
+    log=$(mktemp)
+    while true; do
+        if apt-get -o DPkg::Lock::Timeout=0 "$@" >"$log" 2>&1; then rm -f "$log"; return 0; fi
+        if ! grep -qiE 'could not get lock|unable to lock|is another process using it' "$log"; then
+            tail -n 20 "$log" >&2; rm -f "$log"; return 1
+        fi
+        if [ "$waited" -ge "$limit" ]; then
+            echo "setup: apt/dpkg is still locked by another process after ${limit} s; try again when it has" \
+                 "finished (or set CONDLORA_APT_WAIT)" >&2
+            grep -iE 'lock' "$log" | head -n 2 >&2; rm -f "$log"; return 1
+        fi
+        [ "$waited" = 0 ] && echo "setup: another apt/dpkg holds its lock; waiting up to ${limit} s ..." >&2
+        sleep 5; waited=$((waited + 5))
+    done
+}
 if [ ${#pkgs_needed[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "setup: installing ${pkgs_needed[*]}" >&2
         export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq >/dev/null
-        apt-get install -y -qq "${pkgs_needed[@]}" >/dev/null
+        apt_retry update -qq
+        apt_retry install -y -qq "${pkgs_needed[@]}"
     else
         echo "setup: missing packages: ${pkgs_needed[*]}" >&2
         echo "setup: install them with: sudo apt-get install ${pkgs_needed[*]}" >&2
