@@ -589,6 +589,137 @@ TEST(cli_signals_faults_and_full_disk) {
 #undef ARGS
 }
 
+/* run_cli in directory CWD */
+static int run_cli_in(const char *cwd, char *const argv[], const char *errfile) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        FILE *ef = freopen(errfile, "w", stderr);
+        (void)ef;
+        if (!freopen("/dev/null", "w", stdout) || chdir(cwd)) _exit(126);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int st = 0;
+    if (pid > 0) waitpid(pid, &st, 0);
+    return st;
+}
+
+static int json_string(const char *path, const char *key, char *out, size_t n) {
+    char *t = NULL, pat[64];
+    size_t len = 0;
+    out[0] = 0;
+    if (read_all(path, &t, &len)) return -1;
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    char *q = strstr(t, pat);
+    if (q && (q = strchr(q + strlen(pat), '"'))) {
+        char *e = strchr(q + 1, '"');
+        if (e) snprintf(out, n, "%.*s", (int)(e - q - 1), q + 1);
+    }
+    free(t);
+    return out[0] ? 0 : -1;
+}
+
+/* --out on an existing run, checkpoints of another run, --overwrite, options on --resume, paths that move */
+TEST(run_directory_safety) {
+    char binabs[4096];
+    const char *bin = getenv("CL_BIN") && realpath(getenv("CL_BIN"), binabs) ? binabs : NULL;
+    char a[400], b[400], errf[500], p[700], q[700], id1[64], id2[64];
+    snprintf(a, sizeof a, "%s/safe_a", ROOT);
+    snprintf(b, sizeof b, "%s/safe_b", ROOT);
+    snprintf(errf, sizeof errf, "%s/safe_err.txt", ROOT);
+    cl_error e = {0};
+    cl_train_result r;
+    cl_train_opts o = base_opts(a);
+    o.max_steps = 6, o.save_every = 3, o.stop_after = 3;
+    CHECK(cl_train_run(&o, &r, &e) == 0 && r.paused, "%s", e.msg);
+    o.out_dir = b;
+    CHECK(cl_train_run(&o, &r, &e) == 0 && r.paused, "%s", e.msg);
+    snprintf(p, sizeof p, "%s/run.json", a);
+    snprintf(q, sizeof q, "%s/run.json", b);
+    CHECK(!json_string(p, "run_id", id1, sizeof id1) && !json_string(q, "run_id", id2, sizeof id2) &&
+          strlen(id1) == 32 && strcmp(id1, id2), "run ids '%s' '%s'", id1, id2);
+    /* a second run into an existing run is refused before anything is touched */
+    o.out_dir = a;
+    o.stop_after = 0;
+    int rc = cl_train_run(&o, &r, &e);
+    CHECK(rc != 0 && strstr(e.msg, a) && strstr(e.msg, "--overwrite") && strstr(e.msg, "--resume"), "%s", e.msg);
+    CHECK(exists(a, "checkpoint-3/COMPLETE"), "the old run is untouched");
+    if (bin) {
+        char *again[] = {(char *)bin, "train", "--model", MODEL, "--task", "SST-2", "--data", GLUE, "--out", a,
+                         "--quiet", "--max-steps", "2", NULL};
+        int st = run_cli(again, errf, 0, NULL, 0, NULL);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1 && file_has(errf, "already holds a run"), "CLI: status %d", st);
+    }
+    /* a checkpoint of another run (b's) in a's directory: --resume refuses it, naming the checkpoint */
+    char cmd[2000];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s/checkpoint-3' && cp -r '%s/checkpoint-3' '%s/'", a, b, a);
+    CHECK(system(cmd) == 0, "%s", cmd);
+    cl_train_opts ro;
+    memset(&ro, 0, sizeof ro);
+    ro.resume = a, ro.quiet = 1;
+    rc = cl_train_run(&ro, &r, &e);
+    CHECK(rc != 0 && strstr(e.msg, "checkpoint-3") && strstr(e.msg, "belongs to run") && strstr(e.msg, id2) &&
+          strstr(e.msg, id1), "%s", e.msg);
+    /* --overwrite replaces the run: the old checkpoints are gone, a new run id */
+    o.overwrite = 1;
+    o.max_steps = 4;
+    o.save_every = 0;
+    CHECK(cl_train_run(&o, &r, &e) == 0 && r.steps == 4, "%s", e.msg);
+    CHECK(!exists(a, "checkpoint-3") && exists(a, "final/adapter_model.safetensors"), "old run removed");
+    CHECK(!json_string(p, "run_id", q, sizeof q) && strcmp(q, id1), "new run id");
+    /* a directory that is not a run is never removed, with or without --overwrite */
+    char junk[400];
+    snprintf(junk, sizeof junk, "%s/not_a_run", ROOT);
+    cl_mkdir_p(junk, &e);
+    snprintf(p, sizeof p, "%s/precious.txt", junk);
+    tr_write_text(p, "keep me");
+    o.out_dir = junk;
+    rc = cl_train_run(&o, &r, &e);
+    CHECK(rc != 0 && strstr(e.msg, "not a condlora run") && access(p, F_OK) == 0, "%s", e.msg);
+    o.overwrite = 0;
+    rc = cl_train_run(&o, &r, &e);
+    CHECK(rc != 0 && access(p, F_OK) == 0, "%s", e.msg);
+    if (!bin) {
+        SKIP("CL_BIN not set: the CLI parts");
+        return;
+    }
+    /* relative paths from ROOT; --resume from another directory; then the whole tree moved */
+    char mv1[400], mv2[400];
+    snprintf(mv1, sizeof mv1, "%s/tree1", ROOT);
+    snprintf(mv2, sizeof mv2, "%s/tree2", ROOT);
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp -r '%s' '%s' '%s/'", mv1, MODEL, GLUE, mv1);
+    CHECK(system(cmd) == 0, "%s", cmd);
+    char *rel[] = {(char *)bin, "train", "--model", "model", "--task", "SST-2", "--data", "glue", "--out", "run",
+                   "--protocol", "glue", "--batch-size", "8", "--max-length", "32", "--threads", "1", "--quiet",
+                   "--max-steps", "6", "--save-every", "3", "--stop-after", "3", NULL};
+    int st = run_cli_in(mv1, rel, errf);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "relative run: %d", st);
+    snprintf(p, sizeof p, "%s/run/run.json", mv1);
+    char md[600];
+    CHECK(!json_string(p, "model_dir", md, sizeof md) && md[0] == '/' && strstr(md, "tree1/model") &&
+          file_has(p, "\"model_dir_rel\":\t\"../model\""), "run.json paths: %s", md);
+    /* options equal to run.json's are accepted on --resume (here --batch-size 8 --protocol glue), from / */
+    snprintf(q, sizeof q, "%s/run", mv1);
+    char *res_same[] = {(char *)bin, "train", "--resume", q, "--quiet", "--batch-size", "8", "--protocol", "glue",
+                        "--stop-after", "1", NULL};
+    st = run_cli_in("/", res_same, errf);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "resume from / with equal options: %d", st);
+    char *res_diff[] = {(char *)bin, "train", "--resume", q, "--batch-size", "4", NULL};
+    st = run_cli_in("/", res_diff, errf);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2 && file_has(errf, "option --batch-size 4"), "different: %d", st);
+    /* the tree moves: run.json's absolute paths are gone, the relative ones find the model and data */
+    snprintf(cmd, sizeof cmd, "mv '%s' '%s'", mv1, mv2);
+    CHECK(system(cmd) == 0, "%s", cmd);
+    snprintf(q, sizeof q, "%s/run", mv2);
+    char *res_moved[] = {(char *)bin, "train", "--resume", q, "--quiet", NULL};
+    st = run_cli_in("/", res_moved, errf);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0 && exists(q, "final/adapter_model.safetensors"),
+          "resume after moving the tree: %d", st);
+    char *ev[] = {(char *)bin, "eval", "--run", q, "--split", "dev", NULL};
+    st = run_cli_in("/", ev, errf);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "eval of the moved run: %d", st);
+}
+
 int main(void) {
     snprintf(ROOT, sizeof ROOT, "/tmp/cl_test_train_%d", (int)getpid());
     snprintf(MODEL, sizeof MODEL, "%s/model", ROOT);
@@ -608,6 +739,7 @@ int main(void) {
     RUN(bad_input_fails_before_training);
     RUN(resume_is_exact);
     RUN(cli_signals_faults_and_full_disk);
+    RUN(run_directory_safety);
     if (!getenv("CL_KEEP_TMP")) {
         char cmd[600];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", ROOT);

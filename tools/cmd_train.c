@@ -32,8 +32,12 @@ static void usage(FILE *f) {
             "  --save-limit N       keep only the newest N checkpoints (0 = all)\n"
             "  --stop-after N       take N steps, write a checkpoint and exit (continue later with --resume)\n"
             "  --resume RUN_DIR     continue RUN_DIR from its newest complete checkpoint with the options of its\n"
-            "                       run.json (only --threads, --quiet, --save-every, --save-limit, --stop-after may\n"
-            "                       be given); same thread count = the same losses and bytes as a run never stopped\n"
+            "                       run.json (other options may be repeated with the run's values; only --threads,\n"
+            "                       --quiet, --save-every, --save-limit, --stop-after may change); same thread count\n"
+            "                       = the same losses and bytes as a run never stopped\n"
+            "  --overwrite          --out may name an existing run: it is removed once every input has been checked\n"
+            "                       (without it an existing run is refused; a directory that is not a run never is\n"
+            "                       removed)\n"
             "  --precision fp32|bf16  bf16: the encoder's frozen linear layers in bf16 with fp32 accumulation\n"
             "                       (AVX512_BF16 CPUs); adapters, head and optimizer stay fp32 (default fp32)\n"
             "  --train-pooler 0|1   BERT: train pooler.dense with the classifier (PEFT modules_to_save \"pooler\"),\n"
@@ -66,6 +70,78 @@ static int parse_i(const char *name, const char *s, long long lo, long long hi, 
     return 0;
 }
 
+/* applies option NAME (as getopt_long names it) with argument A to O: 0, or 2 after a message (a usage error) */
+static int apply_opt(cl_train_opts *o, const char *n, const char *a, cl_error *err) {
+    long long v = 0;
+    int bad = 0;
+    if (!strcmp(n, "model")) o->model_dir = a;
+    else if (!strcmp(n, "task")) o->task = a;
+    else if (!strcmp(n, "data")) o->data_dir = a;
+    else if (!strcmp(n, "method")) ;
+    else if (!strcmp(n, "out")) o->out_dir = a;
+    else if (!strcmp(n, "tokenizer")) o->tokenizer_dir = a;
+    else if (!strcmp(n, "r")) { bad = parse_i(n, a, 1, 4096, &v); o->ad.r = (int)v; }
+    else if (!strcmp(n, "alpha")) bad = parse_f(n, a, &o->ad.alpha);
+    else if (!strcmp(n, "dropout")) bad = parse_f(n, a, &o->ad.dropout);
+    else if (!strcmp(n, "targets")) o->ad.target_modules = a;
+    else if (!strcmp(n, "layers")) o->ad.layers = a;
+    else if (!strcmp(n, "lr")) bad = parse_f(n, a, &o->lr);
+    else if (!strcmp(n, "weight-decay")) bad = parse_f(n, a, &o->weight_decay);
+    else if (!strcmp(n, "warmup-ratio")) { float f = 0; bad = parse_f(n, a, &f); o->warmup_ratio = strtod(a, NULL); }
+    else if (!strcmp(n, "beta1")) bad = parse_f(n, a, &o->beta1);
+    else if (!strcmp(n, "beta2")) bad = parse_f(n, a, &o->beta2);
+    else if (!strcmp(n, "eps")) bad = parse_f(n, a, &o->eps);
+    else if (!strcmp(n, "max-grad-norm")) bad = parse_f(n, a, &o->max_grad_norm);
+    else if (!strcmp(n, "batch-size")) { bad = parse_i(n, a, 1, 65536, &v); o->batch_size = (int)v; }
+    else if (!strcmp(n, "max-length")) { bad = parse_i(n, a, 2, 1 << 20, &v); o->max_length = (int)v; }
+    else if (!strcmp(n, "epochs")) { bad = parse_i(n, a, 1, 1000000, &v); o->epochs = (int)v; }
+    else if (!strcmp(n, "max-steps")) { bad = parse_i(n, a, 0, 1LL << 40, &v); o->max_steps = v; }
+    else if (!strcmp(n, "eval-every")) { bad = parse_i(n, a, 0, 1LL << 40, &v); o->eval_every = v; }
+    else if (!strcmp(n, "patience")) { bad = parse_i(n, a, 0, 1000000, &v); o->patience = (int)v; }
+    else if (!strcmp(n, "seed")) { bad = parse_i(n, a, 0, (1LL << 53), &v); o->seed = (uint64_t)v; }
+    else if (!strcmp(n, "threads")) { bad = parse_i(n, a, 1, 4096, &v); o->threads = (int)v; }
+    else if (!strcmp(n, "mega")) { bad = parse_i(n, a, 0, 1000000, &v); o->mega = (int)v; }
+    else if (!strcmp(n, "log-every")) { bad = parse_i(n, a, 1, 1000000, &v); o->log_every = (int)v; }
+    else if (!strcmp(n, "max-train")) { bad = parse_i(n, a, 0, 1LL << 40, &v); o->max_train = (size_t)v; }
+    else if (!strcmp(n, "max-eval")) { bad = parse_i(n, a, 0, 1LL << 40, &v); o->max_eval = (size_t)v; }
+    else if (!strcmp(n, "quiet")) o->quiet = 1;
+    else if (!strcmp(n, "save-every")) { bad = parse_i(n, a, 0, 1LL << 40, &v); o->save_every = v; }
+    else if (!strcmp(n, "save-limit")) { bad = parse_i(n, a, 0, 1000000, &v); o->save_limit = (int)v; }
+    else if (!strcmp(n, "stop-after")) { bad = parse_i(n, a, 1, 1LL << 40, &v); o->stop_after = v; }
+    else if (!strcmp(n, "resume")) o->resume = a;
+    else if (!strcmp(n, "train-pooler")) { bad = parse_i(n, a, 0, 1, &v); o->train_pooler = (int)v; }
+    else if (!strcmp(n, "condlora-use-x")) { bad = parse_i(n, a, 0, 2, &v); o->ad.condlora_use_x = (int)v; }
+    else if (!strcmp(n, "condlora-form")) {
+        if (strcmp(a, "released") && strcmp(a, "paper")) {
+            fprintf(stderr, "condlora train: option --condlora-form: '%s' is not released or paper\n", a);
+            return 2;
+        }
+        o->ad.condlora_paper = !strcmp(a, "paper");
+    }
+    else if (!strcmp(n, "precision")) {
+        if (cl_precision_parse(a, &o->bf16, err)) {
+            fprintf(stderr, "condlora train: %s\n", err->msg);
+            return 2;
+        }
+    }
+    else if (!strcmp(n, "protocol")) {
+        if (cl_protocol_parse(a, &o->protocol, err)) {
+            fprintf(stderr, "condlora train: option --protocol: %s\n", err->msg);
+            return 2;
+        }
+    } else if (!strcmp(n, "preset")) {
+        if (strcmp(a, "paper")) {
+            fprintf(stderr, "condlora train: option --preset: '%s' is not 'paper'\n", a);
+            return 2;
+        }
+        if (cl_train_apply_paper_preset(o, err)) {
+            fprintf(stderr, "condlora train: %s\n", err->msg);
+            return 2;
+        }
+    }
+    return bad ? 2 : 0;
+}
+
 int cmd_train(int argc, char **argv) {
     cl_train_opts o;
     cl_train_opts_default(&o);
@@ -79,9 +155,8 @@ int cmd_train(int argc, char **argv) {
         {"seed", 1, 0, 0},       {"threads", 1, 0, 0},    {"protocol", 1, 0, 0},     {"preset", 1, 0, 0},
         {"mega", 1, 0, 0},       {"log-every", 1, 0, 0},  {"max-train", 1, 0, 0},    {"max-eval", 1, 0, 0},
         {"quiet", 0, 0, 0},      {"help", 0, 0, 'h'},     {"save-every", 1, 0, 0},   {"save-limit", 1, 0, 0},
-        {"stop-after", 1, 0, 0}, {"resume", 1, 0, 0},     {"precision", 1, 0, 0},
+        {"stop-after", 1, 0, 0}, {"resume", 1, 0, 0},     {"precision", 1, 0, 0},    {"overwrite", 0, 0, 0},
         {"condlora-form", 1, 0, 0}, {"condlora-use-x", 1, 0, 0}, {"train-pooler", 1, 0, 0}, {0, 0, 0, 0}};
-    const char *not_with_resume = NULL;
     /* first pass: method and task (the preset and the adapter defaults depend on them) */
     const char *method = "condlora";
     int c, li;
@@ -95,95 +170,68 @@ int cmd_train(int argc, char **argv) {
         return 2;
     }
     cl_adapter_opts_default(&o.ad, o.ad.method);
+    /* the options given, in order (a resumed run checks them against its run.json) */
+    const char **gn = calloc((size_t)argc + 1, sizeof *gn), **ga = calloc((size_t)argc + 1, sizeof *ga);
+    int ng = 0;
+    if (!gn || !ga) {
+        free(gn), free(ga);
+        fprintf(stderr, "condlora train: out of memory\n");
+        return 1;
+    }
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", lo, &li)) != -1) {
-        if (c == 'h') { usage(stdout); return 0; }
-        if (c != 0) { usage(stderr); return 2; }
+        if (c == 'h') { usage(stdout); free(gn), free(ga); return 0; }
+        if (c != 0) { usage(stderr); free(gn), free(ga); return 2; }
         const char *n = lo[li].name, *a = optarg;
-        long long v = 0;
-        int bad = 0;
-        if (strcmp(n, "resume") && strcmp(n, "threads") && strcmp(n, "quiet") && strcmp(n, "save-every") &&
-            strcmp(n, "save-limit") && strcmp(n, "stop-after") && !not_with_resume)
-            not_with_resume = n;
-        if (!strcmp(n, "model")) o.model_dir = a;
-        else if (!strcmp(n, "task")) o.task = a;
-        else if (!strcmp(n, "data")) o.data_dir = a;
-        else if (!strcmp(n, "method")) ;
-        else if (!strcmp(n, "out")) o.out_dir = a;
-        else if (!strcmp(n, "tokenizer")) o.tokenizer_dir = a;
-        else if (!strcmp(n, "r")) { bad = parse_i(n, a, 1, 4096, &v); o.ad.r = (int)v; }
-        else if (!strcmp(n, "alpha")) bad = parse_f(n, a, &o.ad.alpha);
-        else if (!strcmp(n, "dropout")) bad = parse_f(n, a, &o.ad.dropout);
-        else if (!strcmp(n, "targets")) o.ad.target_modules = a;
-        else if (!strcmp(n, "layers")) o.ad.layers = a;
-        else if (!strcmp(n, "lr")) bad = parse_f(n, a, &o.lr);
-        else if (!strcmp(n, "weight-decay")) bad = parse_f(n, a, &o.weight_decay);
-        else if (!strcmp(n, "warmup-ratio")) { float f = 0; bad = parse_f(n, a, &f); o.warmup_ratio = strtod(a, NULL); }
-        else if (!strcmp(n, "beta1")) bad = parse_f(n, a, &o.beta1);
-        else if (!strcmp(n, "beta2")) bad = parse_f(n, a, &o.beta2);
-        else if (!strcmp(n, "eps")) bad = parse_f(n, a, &o.eps);
-        else if (!strcmp(n, "max-grad-norm")) bad = parse_f(n, a, &o.max_grad_norm);
-        else if (!strcmp(n, "batch-size")) { bad = parse_i(n, a, 1, 65536, &v); o.batch_size = (int)v; }
-        else if (!strcmp(n, "max-length")) { bad = parse_i(n, a, 2, 1 << 20, &v); o.max_length = (int)v; }
-        else if (!strcmp(n, "epochs")) { bad = parse_i(n, a, 1, 1000000, &v); o.epochs = (int)v; }
-        else if (!strcmp(n, "max-steps")) { bad = parse_i(n, a, 0, 1LL << 40, &v); o.max_steps = v; }
-        else if (!strcmp(n, "eval-every")) { bad = parse_i(n, a, 0, 1LL << 40, &v); o.eval_every = v; }
-        else if (!strcmp(n, "patience")) { bad = parse_i(n, a, 0, 1000000, &v); o.patience = (int)v; }
-        else if (!strcmp(n, "seed")) { bad = parse_i(n, a, 0, (1LL << 53), &v); o.seed = (uint64_t)v; }
-        else if (!strcmp(n, "threads")) { bad = parse_i(n, a, 1, 4096, &v); o.threads = (int)v; }
-        else if (!strcmp(n, "mega")) { bad = parse_i(n, a, 0, 1000000, &v); o.mega = (int)v; }
-        else if (!strcmp(n, "log-every")) { bad = parse_i(n, a, 1, 1000000, &v); o.log_every = (int)v; }
-        else if (!strcmp(n, "max-train")) { bad = parse_i(n, a, 0, 1LL << 40, &v); o.max_train = (size_t)v; }
-        else if (!strcmp(n, "max-eval")) { bad = parse_i(n, a, 0, 1LL << 40, &v); o.max_eval = (size_t)v; }
-        else if (!strcmp(n, "quiet")) o.quiet = 1;
-        else if (!strcmp(n, "save-every")) { bad = parse_i(n, a, 0, 1LL << 40, &v); o.save_every = v; }
-        else if (!strcmp(n, "save-limit")) { bad = parse_i(n, a, 0, 1000000, &v); o.save_limit = (int)v; }
-        else if (!strcmp(n, "stop-after")) { bad = parse_i(n, a, 1, 1LL << 40, &v); o.stop_after = v; }
-        else if (!strcmp(n, "resume")) o.resume = a;
-        else if (!strcmp(n, "train-pooler")) { bad = parse_i(n, a, 0, 1, &v); o.train_pooler = (int)v; }
-        else if (!strcmp(n, "condlora-use-x")) { bad = parse_i(n, a, 0, 2, &v); o.ad.condlora_use_x = (int)v; }
-        else if (!strcmp(n, "condlora-form")) {
-            if (strcmp(a, "released") && strcmp(a, "paper")) {
-                fprintf(stderr, "condlora train: option --condlora-form: '%s' is not released or paper\n", a);
-                return 2;
-            }
-            o.ad.condlora_paper = !strcmp(a, "paper");
-        }
-        else if (!strcmp(n, "precision")) {
-            if (cl_precision_parse(a, &o.bf16, &err)) {
-                fprintf(stderr, "condlora train: %s\n", err.msg);
-                return 2;
-            }
-        }
-        else if (!strcmp(n, "protocol")) {
-            if (cl_protocol_parse(a, &o.protocol, &err)) {
-                fprintf(stderr, "condlora train: option --protocol: %s\n", err.msg);
-                return 2;
-            }
-        } else if (!strcmp(n, "preset")) {
-            if (strcmp(a, "paper")) {
-                fprintf(stderr, "condlora train: option --preset: '%s' is not 'paper'\n", a);
-                return 2;
-            }
-            if (cl_train_apply_paper_preset(&o, &err)) {
-                fprintf(stderr, "condlora train: %s\n", err.msg);
-                return 2;
-            }
-        }
-        if (bad) return 2;
+        gn[ng] = n, ga[ng++] = a;
+        if (!strcmp(n, "method")) continue;
+        if (!strcmp(n, "resume")) { o.resume = a; continue; }
+        if (!strcmp(n, "overwrite")) { o.overwrite = 1; continue; }
+        if (apply_opt(&o, n, a, &err)) { free(gn), free(ga); return 2; }
     }
     if (optind < argc) {
         fprintf(stderr, "condlora train: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
-    if (o.resume && not_with_resume) {
-        fprintf(stderr, "condlora train: option --%s: a resumed run takes its options from %s/run.json (only "
-                        "--threads, --quiet, --save-every, --save-limit and --stop-after may be given)\n",
-                not_with_resume, o.resume);
-        return 2;
+    if (o.resume) {
+        /* options equal to the run's are accepted; a different one is refused, naming it */
+        static const char *anew[] = {"resume", "threads", "quiet", "save-every", "save-limit", "stop-after"};
+        cl_train_opts ro;
+        char buf[16384];
+        if (cl_train_read_run_opts(o.resume, &ro, buf, sizeof buf, &err)) {
+            fprintf(stderr, "condlora train: option --resume: %s\n", err.msg);
+            free(gn), free(ga);
+            return 1;
+        }
+        for (int i = 0; i < ng; i++) {
+            int free_to_change = 0;
+            for (size_t k = 0; k < sizeof anew / sizeof anew[0]; k++) free_to_change |= !strcmp(gn[i], anew[k]);
+            if (free_to_change) continue;
+            cl_train_opts t = ro;
+            const char *diff = NULL;
+            if (!strcmp(gn[i], "method")) {
+                cl_method m;
+                if (cl_method_parse(ga[i], &m, &err) || m != ro.ad.method) diff = "method";
+            } else if (!strcmp(gn[i], "overwrite")) {
+                diff = "overwrite";
+            } else if (apply_opt(&t, gn[i], ga[i], &err)) {
+                free(gn), free(ga);
+                return 2;
+            } else {
+                diff = cl_train_opts_diff(&ro, &t);
+            }
+            if (diff) {
+                fprintf(stderr, "condlora train: option --%s%s%s: %s (run.json) continues with its own options; this "
+                        "one differs from them (only --threads, --quiet, --save-every, --save-limit and --stop-after "
+                        "may change)\n", gn[i], ga[i] ? " " : "", ga[i] ? ga[i] : "", o.resume);
+                free(gn), free(ga);
+                return 2;
+            }
+        }
     }
     /* a file-size limit (ulimit -f) must give a write error, not kill the process mid-checkpoint */
     signal(SIGXFSZ, SIG_IGN);
+    free(gn), free(ga);
     cl_train_result r;
     if (cl_train_run(&o, &r, &err)) {
         fprintf(stderr, "condlora train: %s\n", err.msg);

@@ -1,8 +1,12 @@
 #include "util.h"
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
 #include <libgen.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -123,6 +127,96 @@ int cl_mkdir_p(const char *path, cl_error *err) {
     }
     if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return cl_errf(err, CL_EIO, "%s: cannot create: %s", tmp, strerror(errno));
     return 0;
+}
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)ftw;
+    return (flag == FTW_DP ? rmdir(p) : unlink(p)) ? -1 : 0;
+}
+
+int cl_remove_tree(const char *path, cl_error *err) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return errno == ENOENT ? 0 : cl_errf(err, CL_EIO, "%s: %s", path, strerror(errno));
+    if (nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        return cl_errf(err, CL_EIO, "%s: cannot remove: %s", path, strerror(errno));
+    return 0;
+}
+
+int cl_dir_nonempty(const char *path) {
+    DIR *d = opendir(path);
+    if (!d) return -1;
+    struct dirent *e;
+    int any = 0;
+    while (!any && (e = readdir(d))) any = strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    closedir(d);
+    return any;
+}
+
+/* "/a/./b/../c/" -> "/a/c" (lexically) */
+static void path_clean(char *p) {
+    char *seg[512];
+    int n = 0;
+    char *save = NULL, buf[4096];
+    snprintf(buf, sizeof buf, "%s", p);
+    for (char *t = strtok_r(buf, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
+        if (!strcmp(t, ".")) continue;
+        if (!strcmp(t, "..")) { if (n) n--; continue; }
+        if (n < 512) seg[n++] = t;
+    }
+    size_t o = 0;
+    p[0] = 0;
+    for (int i = 0; i < n; i++) o += (size_t)sprintf(p + o, "/%s", seg[i]);
+    if (!n) strcpy(p, "/");
+}
+
+int cl_path_abs(const char *path, char *abs, size_t n) {
+    char rp[PATH_MAX];
+    if (realpath(path, rp)) return snprintf(abs, n, "%s", rp) < (int)n ? 0 : -1;
+    char cwd[PATH_MAX], tmp[8192];
+    if (path[0] == '/') snprintf(tmp, sizeof tmp, "%s", path);
+    else if (getcwd(cwd, sizeof cwd)) snprintf(tmp, sizeof tmp, "%s/%s", cwd, path);
+    else return -1;
+    if (strlen(tmp) >= 4096) return -1;
+    path_clean(tmp);
+    return snprintf(abs, n, "%s", tmp) < (int)n ? 0 : -1;
+}
+
+int cl_path_relative(const char *base_dir, const char *path, char *rel, size_t n) {
+    char b[4096], p[4096];
+    if (cl_path_abs(base_dir, b, sizeof b) || cl_path_abs(path, p, sizeof p)) return -1;
+    char *bs[512], *ps[512], *save = NULL;
+    int nb = 0, np = 0;
+    for (char *t = strtok_r(b, "/", &save); t && nb < 512; t = strtok_r(NULL, "/", &save)) bs[nb++] = t;
+    for (char *t = strtok_r(p, "/", &save); t && np < 512; t = strtok_r(NULL, "/", &save)) ps[np++] = t;
+    int k = 0;
+    while (k < nb && k < np && !strcmp(bs[k], ps[k])) k++;
+    size_t o = 0;
+    rel[0] = 0;
+    for (int i = k; i < nb; i++) o += (size_t)snprintf(rel + o, o < n ? n - o : 0, "%s..", o ? "/" : "");
+    for (int i = k; i < np; i++) o += (size_t)snprintf(rel + o, o < n ? n - o : 0, "%s%s", o ? "/" : "", ps[i]);
+    if (!o) o = (size_t)snprintf(rel, n, ".");
+    return o < n ? 0 : -1;
+}
+
+void cl_random_id(char out[33]) {
+    unsigned char b[16];
+    int ok = 0;
+    int fd = open("/dev/urandom", O_RDONLY);
+    if (fd >= 0) {
+        ok = read(fd, b, sizeof b) == (ssize_t)sizeof b;
+        close(fd);
+    }
+    if (!ok) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t x = (uint64_t)ts.tv_sec * 1000000007u ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32);
+        for (int i = 0; i < 16; i++) {
+            x += 0x9e3779b97f4a7c15ULL;
+            uint64_t z = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+            b[i] = (unsigned char)(z >> 56);
+        }
+    }
+    for (int i = 0; i < 16; i++) sprintf(out + 2 * i, "%02x", b[i]);
 }
 
 double cl_now(void) {

@@ -28,6 +28,16 @@ void cl_atomic_abort(cl_atomic_file *af);
 int cl_atomic_write(const char *path, const void *data, size_t len, cl_error *err);
 int cl_fsync_dir(const char *dir_or_file_path);
 int cl_mkdir_p(const char *path, cl_error *err);
+/* Removes the tree at PATH (files, directories, symbolic links as links, never followed). */
+int cl_remove_tree(const char *path, cl_error *err);
+/* 1 when PATH is a directory holding at least one entry; 0 when empty; -1 when it does not exist (or is no dir) */
+int cl_dir_nonempty(const char *path);
+/* ABS: PATH made absolute (realpath when it exists, else cwd + "/" + PATH); REL: PATH relative to directory BASE
+ * ("../data/glue"), both from absolute forms. Return 0, or -1 when a result does not fit. */
+int cl_path_abs(const char *path, char *abs, size_t n);
+int cl_path_relative(const char *base_dir, const char *path, char *rel, size_t n);
+/* 32 hex digits from the kernel's random source (a run's identity), or from time and pid where it is absent */
+void cl_random_id(char out[33]);
 
 double cl_now(void); /* monotonic seconds */
 long cl_peak_rss_kib(void);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include "core/jsonio.h"
 #include "core/util.h"
@@ -36,18 +37,32 @@ void cl_run_json_metrics(FILE *f, const cl_metric_set *m) {
     fprintf(f, "}");
 }
 
+/* a path option: KEY absolute, KEY_rel relative to the run directory (so that a run moved together with its data
+ * still finds it), "" stays "" */
+static void add_path(cJSON *op, const char *key, const char *path, const char *run_dir) {
+    char abs[4096], rel[4096], k[64];
+    if (!path || !*path) {
+        cJSON_AddStringToObject(op, key, "");
+        return;
+    }
+    cJSON_AddStringToObject(op, key, cl_path_abs(path, abs, sizeof abs) ? path : abs);
+    snprintf(k, sizeof k, "%s_rel", key);
+    if (run_dir && !cl_path_relative(run_dir, path, rel, sizeof rel)) cJSON_AddStringToObject(op, k, rel);
+}
+
 int cl_run_write_json(const cl_tctx *c, const char *path, const cl_train_result *res, const char *status,
                       cl_error *err) {
     const cl_train_opts *o = &c->o;
     cJSON *r = cJSON_CreateObject();
     cJSON_AddStringToObject(r, "status", status);
+    cJSON_AddStringToObject(r, "run_id", c->run_id);
     cJSON *op = cJSON_AddObjectToObject(r, "options");
-    cJSON_AddStringToObject(op, "model_dir", o->model_dir);
-    cJSON_AddStringToObject(op, "tokenizer_dir", o->tokenizer_dir ? o->tokenizer_dir : "");
+    add_path(op, "model_dir", o->model_dir, o->out_dir);
+    add_path(op, "tokenizer_dir", o->tokenizer_dir, o->out_dir);
     cJSON_AddStringToObject(op, "task", c->task->name);
-    cJSON_AddStringToObject(op, "data_dir", o->data_dir);
-    cJSON_AddStringToObject(op, "task_dir", c->task_dir);
-    cJSON_AddStringToObject(op, "out_dir", o->out_dir ? o->out_dir : "");
+    add_path(op, "data_dir", o->data_dir, o->out_dir);
+    add_path(op, "task_dir", c->task_dir, o->out_dir);
+    add_path(op, "out_dir", o->out_dir, NULL);
     cJSON_AddStringToObject(op, "protocol", proto_name(o->protocol));
     cJSON_AddNumberToObject(op, "lr", o->lr);
     cJSON_AddNumberToObject(op, "weight_decay", o->weight_decay);
@@ -129,7 +144,30 @@ static int jnum(cJSON *o, const char *k, double *out) {
     return 0;
 }
 
-int cl_run_read_opts(const char *path, cl_train_opts *o, char *buf, size_t left, cl_error *err) {
+static int path_exists(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+/* KEY of run.json's options: the absolute path when it exists, else KEY_rel against the run directory when that
+ * exists, else the absolute path (whose absence the caller reports) */
+static const char *jpath(cJSON *op, const char *key, const char *run_dir, char **buf, size_t *left) {
+    const char *abs = jstr(op, key, buf, left);
+    if (!abs || !*abs || path_exists(abs)) return abs;
+    char k[64], cand[8300];
+    snprintf(k, sizeof k, "%s_rel", key);
+    cJSON *rel = cJSON_GetObjectItemCaseSensitive(op, k);
+    if (!cJSON_IsString(rel)) return abs;
+    snprintf(cand, sizeof cand, "%s/%s", run_dir, rel->valuestring);
+    size_t n = strlen(cand) + 1;
+    if (!path_exists(cand) || n > *left) return abs;
+    memcpy(*buf, cand, n);
+    const char *r = *buf;
+    *buf += n, *left -= n;
+    return r;
+}
+
+int cl_run_read_opts(const char *path, cl_train_opts *o, char *buf, size_t left, char *run_id, cl_error *err) {
     char *text = NULL;
     size_t len = 0;
     int rc = cl_read_file(path, &text, &len, err);
@@ -143,14 +181,23 @@ int cl_run_read_opts(const char *path, cl_train_opts *o, char *buf, size_t left,
         return cl_errf(err, CL_EFORMAT, "%s: not a condlora run.json (no options.adapter object)", path);
     }
     cl_train_opts_default(o);
+    char run_dir[4096];
+    snprintf(run_dir, sizeof run_dir, "%s", path);
+    char *slash = strrchr(run_dir, '/');
+    if (slash) *slash = 0;
+    else snprintf(run_dir, sizeof run_dir, ".");
+    if (run_id) {
+        cJSON *id = cJSON_GetObjectItemCaseSensitive(r, "run_id");
+        snprintf(run_id, 33, "%s", cJSON_IsString(id) ? id->valuestring : "");
+    }
     const char *meth = jstr(ad, "method", &buf, &left);
     rc = meth ? cl_method_parse(meth, &o->ad.method, err) : cl_errf(err, CL_EFORMAT, "%s: no adapter method", path);
     if (rc) { cJSON_Delete(r); return rc; }
     cl_adapter_opts_default(&o->ad, o->ad.method);
-    o->model_dir = jstr(op, "model_dir", &buf, &left);
-    o->tokenizer_dir = jstr(op, "tokenizer_dir", &buf, &left);
+    o->model_dir = jpath(op, "model_dir", run_dir, &buf, &left);
+    o->tokenizer_dir = jpath(op, "tokenizer_dir", run_dir, &buf, &left);
     o->task = jstr(op, "task", &buf, &left);
-    o->data_dir = jstr(op, "data_dir", &buf, &left);
+    o->data_dir = jpath(op, "data_dir", run_dir, &buf, &left);
     const char *proto = jstr(op, "protocol", &buf, &left);
     o->ad.target_modules = jstr(ad, "target_modules", &buf, &left);
     o->ad.layers = jstr(ad, "layers", &buf, &left);
@@ -484,6 +531,7 @@ int cl_run_remove_incomplete(const char *run_dir) {
 static int write_trainer_state(const cl_tctx *c, const char *path, const cl_train_pos *pos, cl_error *err) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "format", 1);
+    cJSON_AddStringToObject(j, "run_id", c->run_id);
     cJSON_AddNumberToObject(j, "step", (double)pos->step);
     cJSON_AddNumberToObject(j, "total_steps", (double)pos->total);
     cJSON_AddNumberToObject(j, "warmup_steps", (double)pos->warmup);
@@ -634,6 +682,17 @@ int cl_run_load_resume_checkpoint(cl_tctx *c, const char *dir, cl_train_pos *pos
     cJSON *j = cJSON_ParseWithLength(text, len);
     free(text);
     if (!j) return cl_errf(err, CL_EFORMAT, "%s: not valid JSON", path);
+    /* the checkpoint must belong to this run (a run written over an old one's directory must not continue the old
+     * run's checkpoint under the new options) */
+    cJSON *rid = cJSON_GetObjectItemCaseSensitive(j, "run_id");
+    const char *ck_id = cJSON_IsString(rid) ? rid->valuestring : "";
+    if (strcmp(ck_id, c->run_id)) {
+        rc = cl_errf(err, CL_EFORMAT, "%s: this checkpoint belongs to run '%s', but run.json is run '%s' (the "
+                     "directory holds checkpoints of an earlier run): refusing to resume", dir,
+                     *ck_id ? ck_id : "(no run id)", *c->run_id ? c->run_id : "(no run id)");
+        cJSON_Delete(j);
+        return rc;
+    }
     cJSON *dp = cJSON_GetObjectItemCaseSensitive(j, "data_position"), *ev = cJSON_GetObjectItemCaseSensitive(j, "evaluation"),
           *lg = cJSON_GetObjectItemCaseSensitive(j, "log");
     double v[20] = {0};

@@ -28,6 +28,7 @@ typedef struct {
 
 typedef struct {
     cl_train_opts o;
+    char run_id[33];   /* the run's identity: run.json "run_id", and every checkpoint's trainer_state.json */
     char task_dir[4096];
     const cl_glue_task *task;
     cl_glue_splits splits;
@@ -69,7 +70,11 @@ typedef struct {
 /* runio.c */
 int cl_run_write_json(const cl_tctx *c, const char *path, const cl_train_result *res, const char *status,
                       cl_error *err);
-int cl_run_read_opts(const char *run_json, cl_train_opts *o, char *strbuf, size_t strbuf_len, cl_error *err);
+/* run.json's options into O (strings in STRBUF); its run_id into RUN_ID (may be NULL; "" for runs from before run
+ * ids). Paths recorded absolute and relative to the run directory: the absolute one when it exists, else the
+ * relative one resolved against RUN_JSON's directory (a run that moved with its data), else the absolute one. */
+int cl_run_read_opts(const char *run_json, cl_train_opts *o, char *strbuf, size_t strbuf_len, char *run_id,
+                     cl_error *err);
 int cl_run_save_checkpoint(cl_tctx *c, const char *dir, int64_t step, const cl_metric_set *dev, cl_error *err);
 int cl_run_load_state(cl_tctx *c, const char *dir, cl_error *err);
 /* RUN/checkpoint-STEP with everything needed to resume (trainer.h); old checkpoints beyond save_limit removed. */

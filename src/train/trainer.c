@@ -348,11 +348,101 @@ static void fmt_eta(double s, char *buf, size_t n) {
 static volatile sig_atomic_t g_stop_signal = 0;
 static void on_stop_signal(int sig) { g_stop_signal = sig; }
 
+static int path_eq(const char *a, const char *b) {
+    if (!a || !*a || !b || !*b) return (!a || !*a) == (!b || !*b);
+    char x[4096], y[4096];
+    if (cl_path_abs(a, x, sizeof x) || cl_path_abs(b, y, sizeof y)) return !strcmp(a, b);
+    return !strcmp(x, y);
+}
+static int str_eq(const char *a, const char *b) { return !strcmp(a ? a : "", b ? b : ""); }
+
+const char *cl_train_opts_diff(const cl_train_opts *a, const cl_train_opts *b) {
+#define D(cond, name) if (!(cond)) return name
+    D(path_eq(a->model_dir, b->model_dir), "model");
+    D(path_eq(a->tokenizer_dir ? a->tokenizer_dir : a->model_dir, b->tokenizer_dir ? b->tokenizer_dir : b->model_dir),
+      "tokenizer");
+    D(cl_glue_find_task(a->task ? a->task : "") == cl_glue_find_task(b->task ? b->task : ""), "task");
+    D(path_eq(a->data_dir, b->data_dir), "data");
+    D(path_eq(a->out_dir, b->out_dir), "out");
+    D(a->lr == b->lr, "lr");
+    D(a->weight_decay == b->weight_decay, "weight-decay");
+    D(a->warmup_ratio == b->warmup_ratio, "warmup-ratio");
+    D(a->beta1 == b->beta1, "beta1");
+    D(a->beta2 == b->beta2, "beta2");
+    D(a->eps == b->eps, "eps");
+    D(a->max_grad_norm == b->max_grad_norm, "max-grad-norm");
+    D(a->batch_size == b->batch_size, "batch-size");
+    D(a->max_length == b->max_length, "max-length");
+    D(a->epochs == b->epochs, "epochs");
+    D(a->max_steps == b->max_steps, "max-steps");
+    D(a->eval_every == b->eval_every, "eval-every");
+    D(a->patience == b->patience, "patience");
+    D(a->seed == b->seed, "seed");
+    D(a->protocol == b->protocol, "protocol");
+    D(a->mega == b->mega, "mega");
+    D(a->log_every == b->log_every, "log-every");
+    D(a->max_train == b->max_train, "max-train");
+    D(a->max_eval == b->max_eval, "max-eval");
+    D(a->bf16 == b->bf16, "precision");
+    D(a->train_pooler == b->train_pooler, "train-pooler");
+    D(a->overwrite == b->overwrite, "overwrite");
+    const cl_adapter_opts *x = &a->ad, *y = &b->ad;
+    D(x->method == y->method, "method");
+    D(str_eq(x->target_modules && *x->target_modules ? x->target_modules : "query,value",
+             y->target_modules && *y->target_modules ? y->target_modules : "query,value"), "targets");
+    D(str_eq(x->layers, y->layers), "layers");
+    D(x->r == y->r, "r");
+    D(x->alpha == y->alpha, "alpha");
+    D(x->dropout == y->dropout, "dropout");
+    D(x->rslora == y->rslora, "rslora");
+    D(x->condlora_paper == y->condlora_paper, "condlora-form");
+    D(x->condlora_use_x == y->condlora_use_x, "condlora-use-x");
+    D(x->condlora_lambda_x == y->condlora_lambda_x && x->salora_budget == y->salora_budget &&
+      x->salora_warmup == y->salora_warmup && x->salora_lambda_lr == y->salora_lambda_lr &&
+      x->salora_orth == y->salora_orth && x->salora_log_alpha_init == y->salora_log_alpha_init &&
+      x->ada_target_r == y->ada_target_r && x->ada_tinit == y->ada_tinit && x->ada_tfinal == y->ada_tfinal &&
+      x->ada_deltaT == y->ada_deltaT && x->ada_beta1 == y->ada_beta1 && x->ada_beta2 == y->ada_beta2 &&
+      x->ada_orth == y->ada_orth, "preset");
+#undef D
+    return NULL;
+}
+
+int cl_train_read_run_opts(const char *run_dir, cl_train_opts *o, char *buf, size_t n, cl_error *err) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/run.json", run_dir);
+    int rc = cl_run_read_opts(path, o, buf, n, NULL, err);
+    if (!rc) o->out_dir = run_dir;
+    return rc;
+}
+
+/* --out of a new run: a new or empty directory; an existing run only with --overwrite (*replace = 1: removed once
+ * every input has been checked); anything else is refused, never deleted. */
+static int check_out_dir(const cl_train_opts *o, int *replace, cl_error *err) {
+    *replace = 0;
+    struct stat st;
+    if (lstat(o->out_dir, &st) != 0) return 0;
+    if (!S_ISDIR(st.st_mode))
+        return cl_errf(err, CL_EINVAL, "option --out: %s exists and is not a directory", o->out_dir);
+    if (cl_dir_nonempty(o->out_dir) <= 0) return 0;
+    char p[4200];
+    snprintf(p, sizeof p, "%s/run.json", o->out_dir);
+    int is_run = stat(p, &st) == 0;
+    if (!is_run)
+        return cl_errf(err, CL_EINVAL, "option --out: %s exists, is not empty and is not a condlora run (no run.json); "
+                       "choose a new directory (it is never deleted)", o->out_dir);
+    if (!o->overwrite)
+        return cl_errf(err, CL_EINVAL, "option --out: %s already holds a run (run.json); choose a new --out, continue "
+                       "it with --resume %s, or replace it with --overwrite", o->out_dir, o->out_dir);
+    *replace = 1;
+    return 0;
+}
+
 /* The options of a resumed run: run.json's, with the few a user may give anew. */
-static int resume_opts(const cl_train_opts *given, cl_train_opts *o, char *buf, size_t len, cl_error *err) {
+static int resume_opts(const cl_train_opts *given, cl_train_opts *o, char *buf, size_t len, char *run_id,
+                       cl_error *err) {
     char path[4200];
     snprintf(path, sizeof path, "%s/run.json", given->resume);
-    int rc = cl_run_read_opts(path, o, buf, len, err);
+    int rc = cl_run_read_opts(path, o, buf, len, run_id, err);
     if (rc) return cl_err_prefix(err, "option --resume"), rc;
     o->out_dir = given->resume;
     o->resume = given->resume;
@@ -373,16 +463,22 @@ int cl_train_run(const cl_train_opts *opts, cl_train_result *res, cl_error *err)
     cl_tctx *c = calloc(1, sizeof *c);
     if (!c) return cl_errf(err, CL_ENOMEM, "out of memory");
     char rstr[16384]; /* the strings of a resumed run's options (run.json) */
+    char rid[33] = "";
     cl_train_opts ro;
-    int rc = 0;
+    int rc = 0, replace_old = 0;
     if (opts->resume) {
-        if ((rc = resume_opts(opts, &ro, rstr, sizeof rstr, err))) {
+        if ((rc = resume_opts(opts, &ro, rstr, sizeof rstr, rid, err))) {
             free(c);
             return rc;
         }
         opts = &ro;
+    } else if (opts->out_dir && (rc = check_out_dir(opts, &replace_old, err))) {
+        free(c);
+        return rc;
     }
     rc = tctx_setup(c, opts, 1, 1, err);
+    if (opts->resume) memcpy(c->run_id, rid, sizeof rid);
+    else cl_random_id(c->run_id);
     FILE *mf = NULL;
     char path[4200], bestdir[4200], ckpt[4300];
     cl_batch_plan plan = {0};
@@ -436,7 +532,11 @@ int cl_train_run(const cl_train_opts *opts, cl_train_result *res, cl_error *err)
         res->best_step = pos.best_step, res->best_dev = pos.best_dev, res->epochs_run = pos.epochs_run;
         res->final_loss = pos.final_loss;
     }
-    /* the run directory, only now that every input has been checked */
+    /* the run directory, only now that every input has been checked (--overwrite: the old run goes first) */
+    if (replace_old && (rc = cl_remove_tree(o->out_dir, err))) {
+        cl_err_prefix(err, "option --overwrite: removing the old run");
+        goto done;
+    }
     if ((rc = cl_mkdir_p(o->out_dir, err))) goto done;
     snprintf(path, sizeof path, "%s/run.json", o->out_dir);
     if ((rc = cl_run_write_json(c, path, res, "running", err))) goto done;
@@ -670,7 +770,7 @@ int cl_eval_run_precision(const char *run, const char *split, const char *model_
         snprintf(rj, sizeof rj, "%s/../run.json", ckpt);
     }
     cl_train_opts o;
-    int rc = cl_run_read_opts(rj, &o, strbuf, sizeof strbuf, err);
+    int rc = cl_run_read_opts(rj, &o, strbuf, sizeof strbuf, NULL, err);
     if (rc) return rc;
     if (model_dir) o.model_dir = model_dir, o.tokenizer_dir = NULL;
     if (data_dir) o.data_dir = data_dir;

@@ -34,7 +34,9 @@ typedef struct {
     const char *tokenizer_dir; /* NULL: model_dir */
     const char *task;          /* GLUE task name */
     const char *data_dir;      /* the GLUE root (holding TASK/) or the task's own directory */
-    const char *out_dir;       /* RUN_DIR */
+    const char *out_dir;       /* RUN_DIR: new or empty; an existing run only with overwrite */
+    int overwrite;             /* --overwrite: an existing run in out_dir is removed (after every input has been
+                                  checked, just before the new run starts); a non-run directory is never removed */
     cl_adapter_opts ad;        /* method, r, alpha, dropout, target_modules, ... */
     float lr;                  /* peak learning rate (default 5e-4) */
     float weight_decay;        /* 0 */
@@ -71,6 +73,12 @@ typedef struct {
 } cl_train_opts;
 
 void cl_train_opts_default(cl_train_opts *o);
+/* The first option (as the CLI names it: "lr", "batch-size", "model", ...) whose value differs between A and B,
+ * or NULL when they describe the same run. Paths compare as absolute paths; threads, quiet and the checkpoint
+ * schedule (save-every, save-limit, stop-after) are not compared: a resumed run may change them. */
+const char *cl_train_opts_diff(const cl_train_opts *a, const cl_train_opts *b);
+/* RUN_DIR/run.json's options (strings in BUF), with out_dir = RUN_DIR */
+int cl_train_read_run_opts(const char *run_dir, cl_train_opts *o, char *buf, size_t n, cl_error *err);
 
 /* The paper's per-task settings (METHODS.md 4): lr by method (LoRA / CondLoRA; other methods take LoRA's), epochs,
  * patience 30 for MRPC, QNLI, SST-2, STS-B, r = alpha = 8, dropout 0, max length 512, batch 16, warm-up 0.1. */
