@@ -42,8 +42,8 @@ TEST(registry) {
     CHECK(cl_glue_find_task("sst") == NULL && cl_glue_find_task("sst22") == NULL && cl_glue_find_task("") == NULL, "-");
     const cl_glue_task *t;
     cl_error err = {0};
-    CHECK(cl_glue_task_lookup("imdb", &t, &err) == CL_EINVAL && strstr(err.msg, "unknown GLUE task 'imdb'") &&
-              strstr(err.msg, "glue.c:") && strstr(err.msg, "WNLI"),
+    CHECK(cl_glue_task_lookup("imdb", &t, &err) == CL_EUSAGE && strstr(err.msg, "unknown GLUE task 'imdb'") &&
+              !strstr(err.msg, "glue.c:") && strstr(err.msg, "WNLI"),
           "%s", err.msg);
     const char *all[] = {"cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"};
     for (int i = 0; i < 9; i++) CHECK(cl_glue_find_task(all[i]) != NULL, "%s", all[i]);
@@ -374,7 +374,7 @@ TEST(bad_inputs) {
     cl_protocol p;
     CHECK(cl_protocol_parse("paper", &p, &err) == 0 && p == CL_PROTOCOL_PAPER, "-");
     CHECK(cl_protocol_parse("GLUE", &p, &err) == 0 && p == CL_PROTOCOL_GLUE, "-");
-    CHECK(cl_protocol_parse("hf", &p, &err) == CL_EINVAL && strstr(err.msg, "'hf'"), "%s", err.msg);
+    CHECK(cl_protocol_parse("hf", &p, &err) == CL_EUSAGE && strstr(err.msg, "'hf'"), "%s", err.msg);
     const char *files[] = {"empty.tsv", "rows.tsv", NULL};
     rm_dir(dir, files);
 }
@@ -510,7 +510,7 @@ TEST(batch_order) {
     CHECK(cl_batch_get(&s, 2, &idx) == 2 && idx[0] == 8 && idx[1] == 9 && cl_batch_get(&s, 3, &idx) == 0, "-");
     cl_batch_plan_free(&s);
     o.batch_size = 0;
-    CHECK(cl_batch_plan_epoch(len, n, &o, 0, &s, &err) == CL_EINVAL && strstr(err.msg, "batch.c:"), "%s", err.msg);
+    CHECK(cl_batch_plan_epoch(len, n, &o, 0, &s, &err) == CL_EINVAL && !strstr(err.msg, "batch.c:"), "%s", err.msg);
     CHECK(cl_batch_plan_sequential(3, 0, &s, &err) == CL_EINVAL, "-");
     o.batch_size = 4;
     CHECK(cl_batch_plan_epoch(len, 0, &o, 0, &s, &err) == 0 && s.nbatches == 0, "-");

@@ -380,6 +380,26 @@ TEST(load_errors) {
     }
     unlink(p);
     rmdir(dir);
+    /* a Unigram tokenizer.json (XLM-R, CamemBERT): the type is named as unsupported, before the vocab is read */
+    {
+        char d[] = "/tmp/cl_test_tok_unigram_XXXXXX", p[300];
+        cl_error e = {0};
+        cl_tokenizer *u = NULL;
+        if (mkdtemp(d)) {
+            snprintf(p, sizeof p, "%s/tokenizer.json", d);
+            FILE *f = fopen(p, "w");
+            if (f) {
+                fputs("{\"version\":\"1.0\",\"model\":{\"type\":\"Unigram\",\"unk_id\":3,"
+                      "\"vocab\":[[\"<s>\",0.0],[\"<pad>\",0.0]]}}", f);
+                fclose(f);
+            }
+            CHECK(cl_tokenizer_load(&u, d, &e) == CL_EUNSUP && strstr(e.msg, "Unigram") &&
+                  strstr(e.msg, "not supported") && !strstr(e.msg, "model.vocab"), "%s", e.msg);
+            cl_tokenizer_free(u);
+            unlink(p);
+            rmdir(d);
+        }
+    }
 }
 
 /* The CLI: condlora tokenize --pair --max-length on the pair cases without tabs or newlines. */

@@ -1,6 +1,7 @@
 /* The training loop end to end on a tiny random BERT (written by this test, with the tiny WordPiece tokenizer of
  * tests/data/tokenizer) and tiny GLUE-format TSV files the test writes: schedule, learning, determinism, early
  * stopping, best-checkpoint reload, bad input. */
+#include <cjson/cJSON.h>
 #include <dirent.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -720,6 +721,50 @@ TEST(run_directory_safety) {
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "eval of the moved run: %d", st);
 }
 
+/* eval prints valid JSON whatever the run's path holds; eval checks the PEFT adapter file too; analyze takes a run
+ * directory as predict, merge and eval do */
+TEST(cli_eval_and_analyze_of_a_run) {
+    char binabs[4096];
+    const char *bin = getenv("CL_BIN") && realpath(getenv("CL_BIN"), binabs) ? binabs : NULL;
+    if (!bin) {
+        SKIP("CL_BIN not set");
+        return;
+    }
+    char run[400], errf[500], outf[500], cmd[10000];
+    snprintf(run, sizeof run, "%s/a \"quoted\" run\\dir", ROOT);
+    snprintf(errf, sizeof errf, "%s/small_err.txt", ROOT);
+    snprintf(outf, sizeof outf, "%s/small_out.txt", ROOT);
+    cl_train_opts o = base_opts(run);
+    o.max_steps = 4;
+    cl_error e = {0};
+    cl_train_result r;
+    CHECK(cl_train_run(&o, &r, &e) == 0, "%s", e.msg);
+    snprintf(cmd, sizeof cmd, "'%s' eval --run '%s' --split dev > '%s' 2> '%s'", bin, run, outf, errf);
+    CHECK(system(cmd) == 0, "%s", cmd);
+    char *txt = NULL;
+    size_t n = 0;
+    CHECK(read_all(outf, &txt, &n) == 0, "eval output");
+    cJSON *j = txt ? cJSON_Parse(txt) : NULL;
+    cJSON *rj = j ? cJSON_GetObjectItem(j, "run") : NULL;
+    CHECK(cJSON_IsString(rj) && !strcmp(rj->valuestring, run) && cJSON_IsNumber(cJSON_GetObjectItem(j, "main")),
+          "eval's JSON (run path with a quote and a backslash): %s", txt ? txt : "");
+    cJSON_Delete(j);
+    free(txt);
+    /* analyze conversion --adapter RUN: the run's best/ */
+    char an[400];
+    snprintf(an, sizeof an, "%s/small_analysis", ROOT);
+    snprintf(cmd, sizeof cmd, "'%s' analyze conversion --model '%s' --adapter '%s' --out '%s' > /dev/null 2> '%s'",
+             bin, MODEL, run, an, errf);
+    CHECK(system(cmd) == 0 && exists(an, "conversion.json"), "analyze of a run directory: %s", cmd);
+    /* a damaged best/adapter_model.safetensors: eval fails naming it */
+    snprintf(cmd, sizeof cmd, "truncate -s 20 '%s/best/adapter_model.safetensors'", run);
+    CHECK(system(cmd) == 0, "%s", cmd);
+    snprintf(cmd, sizeof cmd, "'%s' eval --run '%s' --split dev > /dev/null 2> '%s'", bin, run, errf);
+    int st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1 && file_has(errf, "adapter_model.safetensors"),
+          "eval of a damaged adapter: status %d", st);
+}
+
 int main(void) {
     snprintf(ROOT, sizeof ROOT, "/tmp/cl_test_train_%d", (int)getpid());
     snprintf(MODEL, sizeof MODEL, "%s/model", ROOT);
@@ -740,6 +785,7 @@ int main(void) {
     RUN(resume_is_exact);
     RUN(cli_signals_faults_and_full_disk);
     RUN(run_directory_safety);
+    RUN(cli_eval_and_analyze_of_a_run);
     if (!getenv("CL_KEEP_TMP")) {
         char cmd[600];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", ROOT);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adapters/peft_io.h"
 #include "analysis/conversion.h"
 #include "commands.h"
 #include "core/error.h"
@@ -138,7 +139,11 @@ int cmd_analyze(int argc, char **argv) {
         if ((rc = cl_model_load(&model, model_dir, &lo, &err))) goto done;
         have_model = 1;
     }
+    char resolved[2][4096];
     for (int k = 0; k < nad; k++) {
+        /* a PEFT adapter directory, or a condlora run directory (its best/), as predict, merge and eval take */
+        if ((rc = cl_peft_resolve_dir(adapters[k], resolved[k], sizeof resolved[k], &err))) goto done;
+        adapters[k] = resolved[k];
         if ((rc = cl_lora_adapter_load(&ad[k], adapters[k], &err))) goto done;
         if (have_model && (rc = cl_lora_adapter_check(&ad[k], &model, &err))) goto done;
     }

@@ -1,4 +1,5 @@
 /* condlora eval: reload a saved run (best/ or final/) and compute the task's metrics on a split. */
+#include <cjson/cJSON.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,10 +61,22 @@ int cmd_eval(int argc, char **argv) {
     size_t n = 0;
     if (cl_eval_run_precision(run, split, model, data, threads, bf16, &m, &n, &err)) {
         fprintf(stderr, "condlora eval: %s\n", err.msg);
+        return cl_exit_status(&err);
+    }
+    /* one JSON line; the run path goes through cJSON's string escaping (a path may hold quotes or backslashes) */
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "run", run);
+    cJSON_AddStringToObject(j, "split", split);
+    cJSON_AddNumberToObject(j, "examples", (double)n);
+    cJSON_AddNumberToObject(j, "main", m.main);
+    for (int i = 0; i < m.n; i++) cJSON_AddNumberToObject(j, m.m[i].name, m.m[i].value);
+    char *txt = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    if (!txt) {
+        fprintf(stderr, "condlora eval: out of memory\n");
         return 1;
     }
-    printf("{\"run\":\"%s\",\"split\":\"%s\",\"examples\":%zu,\"main\":%.10g", run, split, n, m.main);
-    for (int i = 0; i < m.n; i++) printf(",\"%s\":%.10g", m.m[i].name, m.m[i].value);
-    printf("}\n");
+    printf("%s\n", txt);
+    free(txt);
     return 0;
 }

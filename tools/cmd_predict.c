@@ -157,7 +157,7 @@ int cmd_predict(int argc, char **argv) {
         if (c == 'x' || c == 'b' || c == 't') {
             char *end;
             long v = strtol(optarg, &end, 10);
-            if (!*optarg || *end || v < (c == 't' ? 0 : 1) || v > 1000000) {
+            if (!*optarg || *end || v < (c == 't' ? 0 : c == 'x' ? 2 : 1) || v > 1000000) {
                 fprintf(stderr, "condlora predict: option --%s: '%s' is not a valid count\n", lo[li].name, optarg);
                 return 2;
             }
@@ -281,8 +281,13 @@ int cmd_predict(int argc, char **argv) {
         goto done;
     }
     int maxpos = cl_config_max_tokens(&m.cfg);
-    if (maxpos > 512) maxpos = 512;
-    if (max_len <= 0 || max_len > maxpos) max_len = maxpos;
+    if (max_len > maxpos) { /* as train: more than the model's positions is refused, not silently clamped */
+        fprintf(stderr, "condlora predict: option --max-length: %d is more than the %d positions of %s/config.json\n",
+                max_len, maxpos, model_dir);
+        rc = 2;
+        goto done;
+    }
+    if (max_len <= 0) max_len = maxpos < 512 ? maxpos : 512;
     if (!use_ids && cl_tokenizer_load(&tok, tokdir ? tokdir : model_dir, &err)) {
         fprintf(stderr, "condlora predict: %s (or pass --ids with pre-tokenized input)\n", err.msg);
         goto done;
@@ -375,7 +380,9 @@ int cmd_predict(int argc, char **argv) {
         }
         cl_batch bt = {ids, bert_types ? types : NULL, lens, nb, T};
         const float *logits;
-        if (cl_encoder_forward(enc, &bt, &fo, &logits, NULL, &err)) {
+        /* an adapter that could not allocate its scratch inside the forward added nothing: its flag, not
+         * base-model logits */
+        if (cl_encoder_forward(enc, &bt, &fo, &logits, NULL, &err) || (pf && cl_adapter_check(pf->ad, &err))) {
             fprintf(stderr, "condlora predict: %s: batch ending at line %ld: %s\n", input, rows[r0 + nb - 1].line,
                     err.msg);
             failed = 1;

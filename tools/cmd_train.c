@@ -235,7 +235,7 @@ int cmd_train(int argc, char **argv) {
     cl_train_result r;
     if (cl_train_run(&o, &r, &err)) {
         fprintf(stderr, "condlora train: %s\n", err.msg);
-        return 1;
+        return cl_exit_status(&err);
     }
     if (r.interrupted) return 128 + r.interrupted; /* 130 SIGINT, 143 SIGTERM, after the checkpoint */
     if (r.paused) return 0;

@@ -1,6 +1,11 @@
 /* One function per CLI sub-command, each in tools/cmd_<name>.c; tools/condlora.c dispatches. */
 #ifndef CL_COMMANDS_H
 #define CL_COMMANDS_H
+#include "core/error.h"
+
+/* The exit status of a failed library call, as the README documents it: 2 for a usage error (an option's value is
+ * invalid: CL_EUSAGE), 1 for every other error (files, data, models, the machine). */
+static inline int cl_exit_status(const cl_error *e) { return e && e->code == CL_EUSAGE ? 2 : 1; }
 
 typedef struct {
     const char *name;

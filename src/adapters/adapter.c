@@ -14,7 +14,7 @@ int cl_method_parse(const char *name, cl_method *out, cl_error *err) {
             *out = (cl_method)i;
             return 0;
         }
-    return cl_errf(err, CL_EINVAL, "method: unknown method '%s' (expected lora, condlora, salora or adalora)",
+    return cl_errf(err, CL_EUSAGE, "method: unknown method '%s' (expected lora, condlora, salora or adalora)",
                    name ? name : "(null)");
 }
 
@@ -162,7 +162,7 @@ static int parse_targets(const char *s, int *on, cl_error *err) {
 /* ---- create / free ------------------------------------------------------------------------------------------- */
 int cl_adapter_create(cl_adapter **out, const cl_adapter_opts *o, cl_model *model, cl_error *err) {
     *out = NULL;
-    if ((unsigned)o->method >= CL_METHOD_COUNT) return cl_errf(err, CL_EINVAL, "method: unknown method %d", o->method);
+    if ((unsigned)o->method >= CL_METHOD_COUNT) return cl_errf(err, CL_EUSAGE, "method: unknown method %d", o->method);
     if (o->r <= 0) return cl_errf(err, CL_EINVAL, "r: must be a positive integer (got %d)", o->r);
     if (!(o->alpha > 0) || !isfinite(o->alpha))
         return cl_errf(err, CL_EINVAL, "lora_alpha: must be > 0 (got %g)", (double)o->alpha);

@@ -85,7 +85,7 @@ static int load_config(cl_lora_adapter *a, const char *path, cl_error *err) {
     free(txt);
     if (!j || !cJSON_IsObject(j)) {
         cJSON_Delete(j);
-        return cl_errf(err, CL_EFORMAT, "conversion.c: %s: not a JSON object", path);
+        return cl_errf(err, CL_EFORMAT, "%s: not a JSON object", path);
     }
     const cJSON *v;
     if ((v = cJSON_GetObjectItemCaseSensitive(j, "peft_type")) && cJSON_IsString(v))
@@ -96,12 +96,12 @@ static int load_config(cl_lora_adapter *a, const char *path, cl_error *err) {
     rc = 0;
     if ((v = cJSON_GetObjectItemCaseSensitive(j, "fan_in_fan_out")) && cJSON_IsTrue(v))
         rc = cl_errf(err, CL_EUNSUP,
-                     "conversion.c: %s: fan_in_fan_out = true (Conv1D-style transposed weights) is not a BERT/RoBERTa "
+                     "%s: fan_in_fan_out = true (Conv1D-style transposed weights) is not a BERT/RoBERTa "
                      "adapter; condlora reads nn.Linear adapters only",
                      path);
     else if (a->peft_type[0] && strcmp(a->peft_type, "LORA") && strcmp(a->peft_type, "ADALORA"))
         rc = cl_errf(err, CL_EUNSUP,
-                     "conversion.c: %s: peft_type '%s' is not a LoRA-family adapter (expected LORA or ADALORA)", path,
+                     "%s: peft_type '%s' is not a LoRA-family adapter (expected LORA or ADALORA)", path,
                      a->peft_type);
     cJSON_Delete(j);
     return rc;
@@ -127,7 +127,7 @@ int cl_lora_adapter_load(cl_lora_adapter *a, const char *dir, cl_error *err) {
         int p = parse_key(st.t[t].name, &l, &m, &k);
         if (p < 0) {
             rc = cl_errf(err, CL_EFORMAT,
-                         "conversion.c: %s: tensor '%s' looks like a LoRA weight but names no known layer and module "
+                         "%s: tensor '%s' looks like a LoRA weight but names no known layer and module "
                          "(expected ...encoder.layer.L.attention.self.query.lora_A.weight)",
                          st_path, st.t[t].name);
             goto fail;
@@ -136,7 +136,7 @@ int cl_lora_adapter_load(cl_lora_adapter *a, const char *dir, cl_error *err) {
     }
     if (maxl < 0) {
         rc = cl_errf(err, CL_EMISSING,
-                     "conversion.c: %s: no per-layer lora_A / lora_B tensors (is this a LoRA adapter? CondLoRA runs "
+                     "%s: no per-layer lora_A / lora_B tensors (is this a LoRA adapter? CondLoRA runs "
                      "must be exported with their materialised per-layer A and B)",
                      st_path);
         goto fail;
@@ -144,7 +144,7 @@ int cl_lora_adapter_load(cl_lora_adapter *a, const char *dir, cl_error *err) {
     a->num_layers = maxl + 1;
     a->pairs = calloc((size_t)a->num_layers * CL_MOD_COUNT, sizeof *a->pairs);
     if (!a->pairs) {
-        rc = cl_errf(err, CL_ENOMEM, "conversion.c: %s: out of memory", st_path);
+        rc = cl_errf(err, CL_ENOMEM, "%s: out of memory", st_path);
         goto fail;
     }
     float *e_vals[CL_AN_MAX_LAYERS][CL_MOD_COUNT];
@@ -162,33 +162,33 @@ int cl_lora_adapter_load(cl_lora_adapter *a, const char *dir, cl_error *err) {
                   ten->shape[1] <= (1 << 20);
         if (k == 'E') {
             if (!(ten->ndim == 1 || (ten->ndim == 2 && ten->shape[1] == 1)) || ten->shape[0] <= 0) {
-                rc = cl_errf(err, CL_ESHAPE, "conversion.c: %s: tensor '%s': lora_E must be (r, 1) or (r)", st_path,
+                rc = cl_errf(err, CL_ESHAPE, "%s: tensor '%s': lora_E must be (r, 1) or (r)", st_path,
                              ten->name);
                 goto fail_e;
             }
             e_n[l][m] = (int)ten->shape[0];
             e_vals[l][m] = cl_alloc((size_t)ten->numel, sizeof(float), err);
             if (!e_vals[l][m] || cl_st_to_f32(&st, ten, e_vals[l][m], err)) {
-                rc = pfx(err, "conversion.c: %s: tensor '%s'", st_path, ten->name);
+                rc = pfx(err, "%s: tensor '%s'", st_path, ten->name);
                 goto fail_e;
             }
             continue;
         }
         if (!ok2) {
-            rc = cl_errf(err, CL_ESHAPE, "conversion.c: %s: tensor '%s' must be a 2-D matrix", st_path, ten->name);
+            rc = cl_errf(err, CL_ESHAPE, "%s: tensor '%s' must be a 2-D matrix", st_path, ten->name);
             goto fail_e;
         }
         float **dst = k == 'A' ? &p->a : &p->b;
         if (*dst) {
             rc = cl_errf(err, CL_EFORMAT,
-                         "conversion.c: %s: tensor '%s': a second lora_%c for layer %d %s (several adapters in one "
+                         "%s: tensor '%s': a second lora_%c for layer %d %s (several adapters in one "
                          "file are not supported)",
                          st_path, ten->name, k, l, cl_module_names[m]);
             goto fail_e;
         }
         *dst = cl_alloc((size_t)ten->numel, sizeof(float), err);
         if (!*dst || cl_st_to_f32(&st, ten, *dst, err)) {
-            rc = pfx(err, "conversion.c: %s: tensor '%s'", st_path, ten->name);
+            rc = pfx(err, "%s: tensor '%s'", st_path, ten->name);
             goto fail_e;
         }
         if (k == 'A') {
@@ -196,7 +196,7 @@ int cl_lora_adapter_load(cl_lora_adapter *a, const char *dir, cl_error *err) {
             p->d_in = (int)ten->shape[1];
         } else {
             if (p->a && p->r != (int)ten->shape[1]) {
-                rc = cl_errf(err, CL_ESHAPE, "conversion.c: %s: tensor '%s' is %lld x %lld but lora_A has rank %d",
+                rc = cl_errf(err, CL_ESHAPE, "%s: tensor '%s' is %lld x %lld but lora_A has rank %d",
                              st_path, ten->name, (long long)ten->shape[0], (long long)ten->shape[1], p->r);
                 goto fail_e;
             }
@@ -209,13 +209,13 @@ int cl_lora_adapter_load(cl_lora_adapter *a, const char *dir, cl_error *err) {
             cl_lora_pair *p = pair_at(a, l, (cl_module)m);
             if (!p->a && !p->b) continue;
             if (!p->a || !p->b) {
-                rc = cl_errf(err, CL_EMISSING, "conversion.c: %s: layer %d %s has lora_%c but no lora_%c", st_path, l,
+                rc = cl_errf(err, CL_EMISSING, "%s: layer %d %s has lora_%c but no lora_%c", st_path, l,
                              cl_module_names[m], p->a ? 'A' : 'B', p->a ? 'B' : 'A');
                 goto fail_e;
             }
             if (p->r != 0 && e_vals[l][m]) {
                 if (e_n[l][m] != p->r) {
-                    rc = cl_errf(err, CL_ESHAPE, "conversion.c: %s: layer %d %s: lora_E has %d entries, rank is %d",
+                    rc = cl_errf(err, CL_ESHAPE, "%s: layer %d %s: lora_E has %d entries, rank is %d",
                                  st_path, l, cl_module_names[m], e_n[l][m], p->r);
                     goto fail_e;
                 }
@@ -265,7 +265,7 @@ fail:
 int cl_lora_adapter_check(const cl_lora_adapter *a, const cl_model *model, cl_error *err) {
     if (a->num_layers > model->cfg.num_layers)
         return cl_errf(err, CL_ESHAPE,
-                       "conversion.c: %s: the adapter has layer %d but the model has %d layers (maybe the adapter was "
+                       "%s: the adapter has layer %d but the model has %d layers (maybe the adapter was "
                        "trained on another base model?)",
                        a->dir, a->num_layers - 1, model->cfg.num_layers);
     for (int l = 0; l < a->num_layers; l++)
@@ -275,7 +275,7 @@ int cl_lora_adapter_check(const cl_lora_adapter *a, const cl_model *model, cl_er
             const cl_linear *w = &model->layers[l].lin[m];
             if (p->d_in != w->d_in || p->d_out != w->d_out)
                 return cl_errf(err, CL_ESHAPE,
-                               "conversion.c: %s: layer %d %s: lora_A is %d x %d and lora_B %d x %d, but the model's "
+                               "%s: layer %d %s: lora_A is %d x %d and lora_B %d x %d, but the model's "
                                "weight is %d x %d (maybe the adapter was trained on another base model?)",
                                a->dir, l, cl_module_names[m], p->r, p->d_in, p->d_out, p->r, w->d_out, w->d_in);
         }
@@ -304,7 +304,7 @@ static double phi_b(const basis *x, int i, const basis *y, int j) {
 static int check_ij(const char *what, int i, int j, int dim, cl_error *err) {
     if (i > dim || j > dim)
         return cl_errf(err, CL_EINVAL,
-                       "conversion.c: %s: i = %d, j = %d but the singular vectors have only %d dimensions", what, i,
+                       "%s: i = %d, j = %d but the singular vectors have only %d dimensions", what, i,
                        j, dim);
     return 0;
 }
@@ -316,8 +316,8 @@ static int make_basis(basis *b, int rows, int cols, const double *m, cl_sv_side 
     b->k = k;
     if (check_ij(what, k, k, b->dim, err)) return err ? err->code : CL_EINVAL;
     b->u = cl_alloc((size_t)b->dim * k, sizeof(double), err);
-    if (!b->u) return pfx(err, "conversion.c: %s", what);
-    if (cl_sv_basis(rows, cols, m, side, k, b->u, err)) return pfx(err, "conversion.c: %s", what);
+    if (!b->u) return pfx(err, "%s", what);
+    if (cl_sv_basis(rows, cols, m, side, k, b->u, err)) return pfx(err, "%s", what);
     return 0;
 }
 
@@ -328,8 +328,8 @@ static int make_basis_lr(basis *b, int rows, int cols, int r, const double *l, c
     b->k = k;
     if (check_ij(what, k, k, b->dim, err)) return err ? err->code : CL_EINVAL;
     b->u = cl_alloc((size_t)b->dim * k, sizeof(double), err);
-    if (!b->u) return pfx(err, "conversion.c: %s", what);
-    if (cl_sv_basis_lowrank(rows, cols, r, l, rm, side, k, b->u, err)) return pfx(err, "conversion.c: %s", what);
+    if (!b->u) return pfx(err, "%s", what);
+    if (cl_sv_basis_lowrank(rows, cols, r, l, rm, side, k, b->u, err)) return pfx(err, "%s", what);
     return 0;
 }
 
@@ -381,7 +381,7 @@ static int convert_one(const cl_linear *w, const cl_lora_pair *p, int layer, cl_
     memset(&lu, 0, sizeof lu);
     int rc = 0;
     if (!wd || !rhs || !e->ca || !e->cb || (keep_cba && !e->cba)) {
-        rc = pfx(err, "conversion.c: layer %d %s (d = %d, r = %d)", layer, cl_module_names[m], d, r);
+        rc = pfx(err, "layer %d %s (d = %d, r = %d)", layer, cl_module_names[m], d, r);
         goto done;
     }
     for (size_t k = 0; k < (size_t)d * d; k++) wd[k] = w->w[k];
@@ -415,7 +415,7 @@ static int entry_bases(const cl_conv_entry *e, const float *a, const cl_an_opts 
                        const char *what, cl_error *err) {
     int d = e->d, r = e->r, k = kcols(o, r);
     double *at = cl_alloc((size_t)d * r, sizeof(double), err);
-    if (!at) return pfx(err, "conversion.c: %s", what);
+    if (!at) return pfx(err, "%s", what);
     for (int t = 0; t < d; t++)
         for (int c = 0; c < r; c++) at[(size_t)t * r + c] = a[(size_t)c * d + t];
     int rc = make_basis(&out[CL_AN_A], d, r, e->ca, o->side, k, what, err);
@@ -429,7 +429,7 @@ static int phi_matrix(basis *const *b, const int *ranks, int n, const cl_an_opts
                       double *mean, cl_error *err) {
     for (int t = 0; t < CL_AN_NTYPES; t++) {
         out[t] = malloc(sizeof(double) * (size_t)(n * n > 0 ? n * n : 1));
-        if (!out[t]) return cl_errf(err, CL_ENOMEM, "conversion.c: phi matrix (%d x %d): out of memory", n, n);
+        if (!out[t]) return cl_errf(err, CL_ENOMEM, "phi matrix (%d x %d): out of memory", n, n);
         for (int a = 0; a < n; a++)
             for (int c = 0; c < n; c++)
                 out[t][(size_t)a * n + c] =
@@ -447,7 +447,7 @@ int cl_conversion_run(const cl_model *model, const cl_lora_adapter *ad, const cl
     res->side = o->side;
     res->seed = o->seed;
     if (o->i < 0 || o->j < 0)
-        return cl_errf(err, CL_EINVAL, "conversion.c: options i = %d, j = %d must be >= 1 (or 0 for r)", o->i, o->j);
+        return cl_errf(err, CL_EINVAL, "options i = %d, j = %d must be >= 1 (or 0 for r)", o->i, o->j);
     int rc = cl_lora_adapter_check(ad, model, err);
     if (rc) return rc;
     for (int m = 0; m < CL_MOD_COUNT; m++) {
@@ -457,7 +457,7 @@ int cl_conversion_run(const cl_model *model, const cl_lora_adapter *ad, const cl
             if (cl_lora_adapter_get(ad, l, (cl_module)m)) w0 = &model->layers[l].lin[m];
         if (w0 && w0->d_out != w0->d_in)
             return cl_errf(err, CL_EUNSUP,
-                           "conversion.c: %s: module %s: W0 is %d x %d, not square, so W0^-1 A^T and W0^-1 B are "
+                           "%s: module %s: W0 is %d x %d, not square, so W0^-1 A^T and W0^-1 B are "
                            "undefined ([P1] analyses query and value); choose square modules with --modules",
                            ad->dir, cl_module_names[m], w0->d_out, w0->d_in);
     }
@@ -474,19 +474,19 @@ int cl_conversion_run(const cl_model *model, const cl_lora_adapter *ad, const cl
         ranks = calloc((size_t)cm->n, sizeof *ranks);
         nbases = bases ? cm->n : 0;
         if (!cm->e || !bases || !ranks) {
-            rc = cl_errf(err, CL_ENOMEM, "conversion.c: module %s: out of memory", cl_module_names[m]);
+            rc = cl_errf(err, CL_ENOMEM, "module %s: out of memory", cl_module_names[m]);
             goto fail;
         }
         for (int k = 0; k < cm->n; k++) {
             int l = cm->layers[k];
             const cl_lora_pair *p = cl_lora_adapter_get(ad, l, (cl_module)m);
             if ((rc = convert_one(&model->layers[l].lin[m], p, l, (cl_module)m, o->keep_cba, &cm->e[k], err))) {
-                cl_err_prefix(err, "conversion.c: %s", ad->dir);
+                cl_err_prefix(err, "%s", ad->dir);
                 goto fail;
             }
             bases[k] = calloc(CL_AN_NTYPES, sizeof(basis));
             if (!bases[k]) {
-                rc = cl_errf(err, CL_ENOMEM, "conversion.c: out of memory");
+                rc = cl_errf(err, CL_ENOMEM, "out of memory");
                 goto fail;
             }
             char what[160];
@@ -506,7 +506,7 @@ int cl_conversion_run(const cl_model *model, const cl_lora_adapter *ad, const cl
         nbases = 0;
     }
     if (res->nmod == 0)
-        return cl_errf(err, CL_EMISSING, "conversion.c: %s: none of the requested modules is adapted", ad->dir);
+        return cl_errf(err, CL_EMISSING, "%s: none of the requested modules is adapted", ad->dir);
     /* Gaussian baseline: n matrices of the first module's shapes */
     {
         int n = 0;
@@ -524,12 +524,12 @@ int cl_conversion_run(const cl_model *model, const cl_lora_adapter *ad, const cl
         double *x = cl_alloc((size_t)d * r * 3, sizeof(double), err);
         if (!bases || !ranks || !x) {
             cl_free(x);
-            rc = cl_errf(err, CL_ENOMEM, "conversion.c: baseline: out of memory");
+            rc = cl_errf(err, CL_ENOMEM, "baseline: out of memory");
             goto fail;
         }
         for (int k = 0; k < n && !rc; k++) {
             bases[k] = calloc(CL_AN_NTYPES, sizeof(basis));
-            if (!bases[k]) { rc = cl_errf(err, CL_ENOMEM, "conversion.c: baseline: out of memory"); break; }
+            if (!bases[k]) { rc = cl_errf(err, CL_ENOMEM, "baseline: out of memory"); break; }
             ranks[k] = r;
             int kc = kcols(o, r);
             gaussian(&g, x, (size_t)d * r * 3);
@@ -587,7 +587,7 @@ static int pair_phi(int d_out, int d_in, int rx, const float *ax, const float *b
         int r = rr[s], kc = kcols(o, r);
         double *a = cl_alloc((size_t)r * d_in, sizeof(double), err), *at = cl_alloc((size_t)d_in * r, sizeof(double), err);
         double *bb = cl_alloc((size_t)d_out * r, sizeof(double), err);
-        if (!a || !at || !bb) rc = pfx(err, "conversion.c: %s", what);
+        if (!a || !at || !bb) rc = pfx(err, "%s", what);
         if (!rc) {
             for (int i = 0; i < r; i++)
                 for (int c = 0; c < d_in; c++) {
@@ -617,7 +617,7 @@ int cl_similarity_run(const cl_lora_adapter *x, const cl_lora_adapter *y, const 
     res->j = o->j;
     res->seed = o->seed;
     if (o->i < 0 || o->j < 0)
-        return cl_errf(err, CL_EINVAL, "conversion.c: options i = %d, j = %d must be >= 1 (or 0 for r)", o->i, o->j);
+        return cl_errf(err, CL_EINVAL, "options i = %d, j = %d must be >= 1 (or 0 for r)", o->i, o->j);
     cl_rng g;
     cl_rng_seed(&g, o->seed);
     int rc = 0;
@@ -626,7 +626,7 @@ int cl_similarity_run(const cl_lora_adapter *x, const cl_lora_adapter *y, const 
         if (!x->mod_present[m] && !y->mod_present[m]) continue;
         if (x->mod_present[m] != y->mod_present[m]) {
             if (o->module_mask) {
-                rc = cl_errf(err, CL_EMISSING, "conversion.c: module %s is adapted in %s but not in %s",
+                rc = cl_errf(err, CL_EMISSING, "module %s is adapted in %s but not in %s",
                              cl_module_names[m], x->mod_present[m] ? x->dir : y->dir,
                              x->mod_present[m] ? y->dir : x->dir);
                 goto fail;
@@ -640,13 +640,13 @@ int cl_similarity_run(const cl_lora_adapter *x, const cl_lora_adapter *y, const 
             const cl_lora_pair *px = cl_lora_adapter_get(x, l, (cl_module)m), *py = cl_lora_adapter_get(y, l, (cl_module)m);
             if (!px && !py) continue;
             if (!px || !py) {
-                rc = cl_errf(err, CL_EMISSING, "conversion.c: layer %d %s is adapted in %s but not in %s", l,
+                rc = cl_errf(err, CL_EMISSING, "layer %d %s is adapted in %s but not in %s", l,
                              cl_module_names[m], px ? x->dir : y->dir, px ? y->dir : x->dir);
                 goto fail;
             }
             if (px->d_in != py->d_in || px->d_out != py->d_out) {
                 rc = cl_errf(err, CL_ESHAPE,
-                               "conversion.c: layer %d %s: %s has a %d x %d weight, %s a %d x %d one (different base "
+                               "layer %d %s: %s has a %d x %d weight, %s a %d x %d one (different base "
                                "models?)",
                                l, cl_module_names[m], x->dir, px->d_out, px->d_in, y->dir, py->d_out, py->d_in);
                 goto fail;
@@ -657,7 +657,7 @@ int cl_similarity_run(const cl_lora_adapter *x, const cl_lora_adapter *y, const 
             sm->phi[t] = malloc(sizeof(double) * (size_t)(sm->n ? sm->n : 1));
             sm->base[t] = malloc(sizeof(double) * (size_t)(sm->n ? sm->n : 1));
             if (!sm->phi[t] || !sm->base[t]) {
-                rc = cl_errf(err, CL_ENOMEM, "conversion.c: similarity: out of memory");
+                rc = cl_errf(err, CL_ENOMEM, "similarity: out of memory");
                 goto fail;
             }
         }
@@ -674,7 +674,7 @@ int cl_similarity_run(const cl_lora_adapter *x, const cl_lora_adapter *y, const 
             size_t na = (size_t)px->r * px->d_in + (size_t)px->d_out * px->r + (size_t)py->r * py->d_in +
                         (size_t)py->d_out * py->r;
             float *buf = cl_alloc(na, sizeof(float), err);
-            if (!buf) { rc = pfx(err, "conversion.c: %s", what); goto fail; }
+            if (!buf) { rc = pfx(err, "%s", what); goto fail; }
             for (size_t q = 0; q < na; q++) buf[q] = (float)cl_rng_normal(&g);
             float *ga = buf, *gb = ga + (size_t)px->r * px->d_in, *ha = gb + (size_t)px->d_out * px->r,
                   *hb = ha + (size_t)py->r * py->d_in;
@@ -693,7 +693,7 @@ int cl_similarity_run(const cl_lora_adapter *x, const cl_lora_adapter *y, const 
         }
     }
     if (res->nmod == 0) {
-        rc = cl_errf(err, CL_EMISSING, "conversion.c: %s and %s adapt no module in common", x->dir, y->dir);
+        rc = cl_errf(err, CL_EMISSING, "%s and %s adapt no module in common", x->dir, y->dir);
         goto fail;
     }
     return 0;
@@ -722,7 +722,7 @@ static cJSON *matrix_json(const double *v, int n) {
 
 static int save_json(cJSON *root, const char *path, cl_error *err) {
     char *s = root ? cJSON_Print(root) : NULL;
-    if (!s) return cl_errf(err, CL_ENOMEM, "conversion.c: %s: out of memory building the JSON", path);
+    if (!s) return cl_errf(err, CL_ENOMEM, "%s: out of memory building the JSON", path);
     size_t len = strlen(s);
     int rc = cl_atomic_write(path, s, len, err);
     free(s);
@@ -800,7 +800,7 @@ int cl_conversion_write(const cl_conv_result *res, const cl_lora_adapter *ad, co
     const char *side = cl_sv_side_name(res->side);
     /* conversion matrices */
     cl_st_writer *w = cl_st_writer_new();
-    if (!w) return cl_errf(err, CL_ENOMEM, "conversion.c: %s: out of memory", out_dir);
+    if (!w) return cl_errf(err, CL_ENOMEM, "%s: out of memory", out_dir);
     for (int k = 0; k < res->nmod && !rc; k++) {
         const cl_conv_module *cm = &res->mods[k];
         for (int l = 0; l < cm->n && !rc; l++) {
@@ -881,7 +881,7 @@ int cl_conversion_write(const cl_conv_result *res, const cl_lora_adapter *ad, co
         cJSON_AddNumberToObject(mj, "r", cm->e[0].r);
         cJSON *ph = cJSON_AddObjectToObject(mj, "phi"), *mean = cJSON_AddObjectToObject(mj, "mean");
         char **labels = layer_labels(cm->layers, cm->n);
-        if (!labels) { rc = cl_errf(err, CL_ENOMEM, "conversion.c: out of memory"); break; }
+        if (!labels) { rc = cl_errf(err, CL_ENOMEM, "out of memory"); break; }
         cl_sb_printf(&md, "## %s\n\n", mn);
         for (int t = 0; t < CL_AN_NTYPES && !rc; t++) {
             cJSON_AddItemToObject(ph, cl_an_type_names[t], matrix_json(cm->phi[t], cm->n));
@@ -911,7 +911,7 @@ int cl_conversion_write(const cl_conv_result *res, const cl_lora_adapter *ad, co
             labels = layer_labels(idx, res->n_base);
         }
         free(idx);
-        if (!labels) rc = cl_errf(err, CL_ENOMEM, "conversion.c: out of memory");
+        if (!labels) rc = cl_errf(err, CL_ENOMEM, "out of memory");
         cl_sb_printf(&md, "## Gaussian baseline\n\n");
         for (int t = 0; t < CL_AN_NTYPES && !rc; t++) {
             cJSON_AddItemToObject(ph, cl_an_type_names[t], matrix_json(res->base_phi[t], res->n_base));
@@ -998,7 +998,7 @@ int cl_similarity_write(const cl_sim_result *res, const char *label_x, const cha
         if (!grid || !labels) {
             free(grid);
             free_labels(labels, sm->n);
-            rc = cl_errf(err, CL_ENOMEM, "conversion.c: out of memory");
+            rc = cl_errf(err, CL_ENOMEM, "out of memory");
             break;
         }
         for (int row = 0; row < 6; row++) {

@@ -160,10 +160,10 @@ static double norm_t(const cl_heatmap *h, double v) { return (v - h->vmin) / (h-
 
 static int check_map(const cl_heatmap *h, const char *path, cl_error *err) {
     if (!h || h->rows < 1 || h->cols < 1 || h->rows > 4096 || h->cols > 4096 || !h->v)
-        return cl_errf(err, CL_EINVAL, "heatmap.c: %s: bad heat map (%d x %d)", path, h ? h->rows : 0,
+        return cl_errf(err, CL_EINVAL, "%s: bad heat map (%d x %d)", path, h ? h->rows : 0,
                        h ? h->cols : 0);
     if (!(h->vmax > h->vmin) || !isfinite(h->vmin) || !isfinite(h->vmax))
-        return cl_errf(err, CL_EINVAL, "heatmap.c: %s: colour scale [%g, %g] is empty", path, h->vmin, h->vmax);
+        return cl_errf(err, CL_EINVAL, "%s: colour scale [%g, %g] is empty", path, h->vmin, h->vmax);
     return 0;
 }
 
@@ -194,7 +194,7 @@ void cl_sb_free(cl_sb *b) {
 }
 
 int cl_sb_save(const cl_sb *b, const char *path, cl_error *err) {
-    if (b->failed) return cl_errf(err, CL_ENOMEM, "heatmap.c: %s: out of memory while building the text", path);
+    if (b->failed) return cl_errf(err, CL_ENOMEM, "%s: out of memory while building the text", path);
     return cl_atomic_write(path, b->s ? b->s : "", b->len, err);
 }
 
@@ -353,12 +353,12 @@ static int write_png(const char *path, int w, int h, const uint8_t *px, cl_error
     if (!png || !info) {
         png_destroy_write_struct(&png, NULL);
         cl_atomic_abort(&af);
-        return cl_errf(err, CL_ENOMEM, "heatmap.c: %s: libpng could not allocate its state", path);
+        return cl_errf(err, CL_ENOMEM, "%s: libpng could not allocate its state", path);
     }
     if (setjmp(ctx.jb)) {
         png_destroy_write_struct(&png, &info);
         cl_atomic_abort(&af);
-        return cl_errf(err, CL_EIO, "heatmap.c: %s: libpng: %s", path, ctx.msg);
+        return cl_errf(err, CL_EIO, "%s: libpng: %s", path, ctx.msg);
     }
     png_init_io(png, af.f);
     png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
@@ -377,7 +377,7 @@ int cl_heatmap_png(const cl_heatmap *h, const char *path, cl_error *err) {
     compute_layout(h, &L);
     canvas cv = {L.width, L.height, NULL};
     cv.px = cl_alloc((size_t)L.width * L.height, 3, err);
-    if (!cv.px) return cl_err_prefix(err, "heatmap.c: %s (%d x %d pixels)", path, L.width, L.height), CL_ENOMEM;
+    if (!cv.px) return cl_err_prefix(err, "%s (%d x %d pixels)", path, L.width, L.height), CL_ENOMEM;
     memset(cv.px, 255, (size_t)L.width * L.height * 3);
     static const uint8_t black[3] = {0, 0, 0}, white[3] = {255, 255, 255}, grey[3] = {200, 200, 200};
     if (h->title) draw_text(&cv, (L.width - text_w(h->title, L.tts)) / 2, PAD, h->title, L.tts, black, 0);

@@ -29,31 +29,31 @@ static double *dalloc(size_t n, cl_error *err) { return cl_alloc(n ? n : 1, size
 int cl_lu_factor(cl_lu *f, int n, const double *w, const char *what, cl_error *err) {
     memset(f, 0, sizeof *f);
     if (!what) what = "matrix";
-    if (n <= 0 || !w) return cl_errf(err, CL_EINVAL, "linalg.c: cl_lu_factor(%s): bad size n = %d", what, n);
+    if (n <= 0 || !w) return cl_errf(err, CL_EINVAL, "cl_lu_factor(%s): bad size n = %d", what, n);
     f->n = n;
     f->lu = dalloc((size_t)n * n, err);
     f->ipiv = cl_alloc((size_t)n, sizeof(int), err);
     if (!f->lu || !f->ipiv) {
         cl_lu_free(f);
-        return pfx(err, "linalg.c: cl_lu_factor(%s, n = %d)", what, n);
+        return pfx(err, "cl_lu_factor(%s, n = %d)", what, n);
     }
     memcpy(f->lu, w, sizeof(double) * n * n);
     for (size_t k = 0; k < (size_t)n * n; k++)
         if (!isfinite(w[k])) {
             cl_lu_free(f);
-            return cl_errf(err, CL_EINVAL, "linalg.c: %s: element (%zu, %zu) is not finite (%g)", what,
+            return cl_errf(err, CL_EINVAL, "%s: element (%zu, %zu) is not finite (%g)", what,
                            k / (size_t)n, k % (size_t)n, w[k]);
         }
     f->anorm = LAPACKE_dlange(LAPACK_ROW_MAJOR, '1', n, n, f->lu, n);
     lapack_int info = LAPACKE_dgetrf(LAPACK_ROW_MAJOR, n, n, f->lu, n, f->ipiv);
     if (info < 0) {
         cl_lu_free(f);
-        return cl_errf(err, CL_EINVAL, "linalg.c: %s: dgetrf argument %d invalid", what, (int)-info);
+        return cl_errf(err, CL_EINVAL, "%s: dgetrf argument %d invalid", what, (int)-info);
     }
     if (info > 0) {
         cl_lu_free(f);
         return cl_errf(err, CL_EINVAL,
-                       "linalg.c: %s (%d x %d) is singular: dgetrf found U(%d,%d) = 0 exactly, so W^-1 does not "
+                       "%s (%d x %d) is singular: dgetrf found U(%d,%d) = 0 exactly, so W^-1 does not "
                        "exist and the conversion matrices are undefined",
                        what, n, n, (int)info, (int)info);
     }
@@ -61,14 +61,14 @@ int cl_lu_factor(cl_lu *f, int n, const double *w, const char *what, cl_error *e
     info = LAPACKE_dgecon(LAPACK_ROW_MAJOR, '1', n, f->lu, n, f->anorm, &rcond);
     if (info != 0) {
         cl_lu_free(f);
-        return cl_errf(err, CL_EINVAL, "linalg.c: %s: dgecon failed (info %d)", what, (int)info);
+        return cl_errf(err, CL_EINVAL, "%s: dgecon failed (info %d)", what, (int)info);
     }
     f->rcond = rcond;
     if (!(rcond >= (double)n * DBL_EPSILON)) {
         double c = rcond > 0 ? 1.0 / rcond : INFINITY;
         cl_lu_free(f);
         return cl_errf(err, CL_EINVAL,
-                       "linalg.c: %s (%d x %d) is singular to double precision: 1-norm condition number %.3g "
+                       "%s (%d x %d) is singular to double precision: 1-norm condition number %.3g "
                        "(reciprocal %.3g < n * eps = %.3g); refusing to compute W^-1 X",
                        what, n, n, c, rcond, (double)n * DBL_EPSILON);
     }
@@ -77,10 +77,10 @@ int cl_lu_factor(cl_lu *f, int n, const double *w, const char *what, cl_error *e
 
 int cl_lu_solve(const cl_lu *f, int nrhs, const double *b, double *x, cl_error *err) {
     if (!f || !f->lu || nrhs <= 0)
-        return cl_errf(err, CL_EINVAL, "linalg.c: cl_lu_solve: no factorisation or nrhs = %d", nrhs);
+        return cl_errf(err, CL_EINVAL, "cl_lu_solve: no factorisation or nrhs = %d", nrhs);
     if (x != b) memcpy(x, b, sizeof(double) * (size_t)f->n * nrhs);
     lapack_int info = LAPACKE_dgetrs(LAPACK_ROW_MAJOR, 'N', f->n, nrhs, f->lu, f->n, f->ipiv, x, nrhs);
-    if (info != 0) return cl_errf(err, CL_EINVAL, "linalg.c: cl_lu_solve: dgetrs failed (info %d)", (int)info);
+    if (info != 0) return cl_errf(err, CL_EINVAL, "cl_lu_solve: dgetrs failed (info %d)", (int)info);
     return 0;
 }
 
@@ -101,7 +101,7 @@ static int svd_raw(char jobz, int m, int n, double *a, double *u, double *s, dou
     int mn = m < n ? m : n;
     int ldu = jobz == 'A' ? m : mn, ldvt = n;
     double *keep = dalloc((size_t)m * n, err);
-    if (!keep) return pfx(err, "linalg.c: svd %d x %d", m, n);
+    if (!keep) return pfx(err, "svd %d x %d", m, n);
     memcpy(keep, a, sizeof(double) * (size_t)m * n);
     double dummy = 0;
     /* with jobz 'N' the vectors are not referenced, but LAPACKE still checks the leading dimensions */
@@ -110,14 +110,14 @@ static int svd_raw(char jobz, int m, int n, double *a, double *u, double *s, dou
     if (info > 0) { /* divide and conquer did not converge: the QR-iteration driver */
         memcpy(a, keep, sizeof(double) * (size_t)m * n);
         double *superb = dalloc((size_t)mn, err);
-        if (!superb) { cl_free(keep); return pfx(err, "linalg.c: svd %d x %d", m, n); }
+        if (!superb) { cl_free(keep); return pfx(err, "svd %d x %d", m, n); }
         info = LAPACKE_dgesvd(LAPACK_ROW_MAJOR, jobz, jobz, m, n, a, n, s, u ? u : &dummy, ldu, vt ? vt : &dummy,
                               ldvt, superb);
         cl_free(superb);
     }
     cl_free(keep);
     if (info != 0)
-        return cl_errf(err, CL_EINVAL, "linalg.c: SVD of a %d x %d matrix failed (dgesdd/dgesvd info %d)", m, n,
+        return cl_errf(err, CL_EINVAL, "SVD of a %d x %d matrix failed (dgesdd/dgesvd info %d)", m, n,
                        (int)info);
     return 0;
 }
@@ -125,16 +125,16 @@ static int svd_raw(char jobz, int m, int n, double *a, double *u, double *s, dou
 static int check_finite(int m, int n, const double *a, const char *where, cl_error *err) {
     for (size_t k = 0; k < (size_t)m * n; k++)
         if (!isfinite(a[k]))
-            return cl_errf(err, CL_EINVAL, "linalg.c: %s: element (%zu, %zu) of the %d x %d matrix is not finite",
+            return cl_errf(err, CL_EINVAL, "%s: element (%zu, %zu) of the %d x %d matrix is not finite",
                            where, k / (size_t)n, k % (size_t)n, m, n);
     return 0;
 }
 
 int cl_svd(int m, int n, const double *a, double *u, double *s, double *vt, cl_error *err) {
-    if (m <= 0 || n <= 0 || !a || !s) return cl_errf(err, CL_EINVAL, "linalg.c: cl_svd: bad size %d x %d", m, n);
+    if (m <= 0 || n <= 0 || !a || !s) return cl_errf(err, CL_EINVAL, "cl_svd: bad size %d x %d", m, n);
     if (check_finite(m, n, a, "cl_svd", err)) return err ? err->code : CL_EINVAL;
     double *w = dalloc((size_t)m * n, err);
-    if (!w) return pfx(err, "linalg.c: cl_svd %d x %d", m, n);
+    if (!w) return pfx(err, "cl_svd %d x %d", m, n);
     memcpy(w, a, sizeof(double) * (size_t)m * n);
     int rc;
     if (!u && !vt) {
@@ -143,7 +143,7 @@ int cl_svd(int m, int n, const double *a, double *u, double *s, double *vt, cl_e
         double *uu = u ? u : dalloc((size_t)m * m, err);
         double *vv = vt ? vt : dalloc((size_t)n * n, err);
         if (!uu || !vv) {
-            rc = pfx(err, "linalg.c: cl_svd %d x %d", m, n);
+            rc = pfx(err, "cl_svd %d x %d", m, n);
         } else {
             rc = svd_raw('A', m, n, w, uu, s, vv, err);
         }
@@ -158,7 +158,7 @@ int cl_sv_basis(int m, int n, const double *a, cl_sv_side side, int k, double *o
     int dim = side == CL_SV_LEFT ? m : n, mn = m < n ? m : n;
     if (m <= 0 || n <= 0 || k < 1 || k > dim)
         return cl_errf(err, CL_EINVAL,
-                       "linalg.c: cl_sv_basis: %d %s singular vectors asked of a %d x %d matrix (1..%d possible)", k,
+                       "cl_sv_basis: %d %s singular vectors asked of a %d x %d matrix (1..%d possible)", k,
                        cl_sv_side_name(side), m, n, dim);
     if (check_finite(m, n, a, "cl_sv_basis", err)) return err ? err->code : CL_EINVAL;
     char jobz = k <= mn ? 'S' : 'A';
@@ -167,7 +167,7 @@ int cl_sv_basis(int m, int n, const double *a, cl_sv_side side, int k, double *o
     double *u = dalloc((size_t)m * ucols, err), *vt = dalloc((size_t)vrows * n, err);
     int rc = 0;
     if (!w || !s || !u || !vt) {
-        rc = pfx(err, "linalg.c: cl_sv_basis %d x %d", m, n);
+        rc = pfx(err, "cl_sv_basis %d x %d", m, n);
         goto done;
     }
     memcpy(w, a, sizeof(double) * (size_t)m * n);
@@ -183,7 +183,7 @@ done:
 /* Thin QR of X (rows x r, rows >= r): Q (rows x r, overwrites x) and R (r x r upper triangular). */
 static int thin_qr(int rows, int r, double *x, double *rr, cl_error *err) {
     double *tau = dalloc((size_t)r, err);
-    if (!tau) return pfx(err, "linalg.c: thin QR");
+    if (!tau) return pfx(err, "thin QR");
     lapack_int info = LAPACKE_dgeqrf(LAPACK_ROW_MAJOR, rows, r, x, r, tau);
     if (info == 0) {
         for (int i = 0; i < r; i++)
@@ -191,7 +191,7 @@ static int thin_qr(int rows, int r, double *x, double *rr, cl_error *err) {
         info = LAPACKE_dorgqr(LAPACK_ROW_MAJOR, rows, r, r, x, r, tau);
     }
     cl_free(tau);
-    if (info != 0) return cl_errf(err, CL_EINVAL, "linalg.c: QR of a %d x %d matrix failed (info %d)", rows, r,
+    if (info != 0) return cl_errf(err, CL_EINVAL, "QR of a %d x %d matrix failed (info %d)", rows, r,
                                   (int)info);
     return 0;
 }
@@ -201,7 +201,7 @@ int cl_sv_basis_lowrank(int m, int n, int r, const double *l, const double *rm, 
     int dim = side == CL_SV_LEFT ? m : n;
     if (m <= 0 || n <= 0 || r <= 0 || k < 1 || k > dim)
         return cl_errf(err, CL_EINVAL,
-                       "linalg.c: cl_sv_basis_lowrank: %d %s singular vectors asked of a %d x %d product of rank <= "
+                       "cl_sv_basis_lowrank: %d %s singular vectors asked of a %d x %d product of rank <= "
                        "%d",
                        k, cl_sv_side_name(side), m, n, r);
     if (check_finite(m, r, l, "cl_sv_basis_lowrank (left factor)", err) ||
@@ -210,7 +210,7 @@ int cl_sv_basis_lowrank(int m, int n, int r, const double *l, const double *rm, 
     int rc = 0;
     if (k > r || r > m || r > n) { /* the general path: form P = L R^T */
         double *p = dalloc((size_t)m * n, err);
-        if (!p) return pfx(err, "linalg.c: cl_sv_basis_lowrank %d x %d", m, n);
+        if (!p) return pfx(err, "cl_sv_basis_lowrank %d x %d", m, n);
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, r, 1.0, l, r, rm, r, 0.0, p, n);
         rc = cl_sv_basis(m, n, p, side, k, out, err);
         cl_free(p);
@@ -220,7 +220,7 @@ int cl_sv_basis_lowrank(int m, int n, int r, const double *l, const double *rm, 
     double *r1 = dalloc((size_t)r * r, err), *r2 = dalloc((size_t)r * r, err), *core = dalloc((size_t)r * r, err);
     double *cu = dalloc((size_t)r * r, err), *cs = dalloc((size_t)r, err), *cvt = dalloc((size_t)r * r, err);
     if (!ql || !qr || !r1 || !r2 || !core || !cu || !cs || !cvt) {
-        rc = pfx(err, "linalg.c: cl_sv_basis_lowrank %d x %d, r = %d", m, n, r);
+        rc = pfx(err, "cl_sv_basis_lowrank %d x %d, r = %d", m, n, r);
         goto done;
     }
     memcpy(ql, l, sizeof(double) * (size_t)m * r);
@@ -255,11 +255,11 @@ int cl_phi(int m, int n, const double *x, const double *y, int i, int j, cl_sv_s
            cl_error *err) {
     int dim = side == CL_SV_LEFT ? m : n;
     if (i < 1 || j < 1 || i > dim || j > dim)
-        return cl_errf(err, CL_EINVAL, "linalg.c: phi: i = %d, j = %d out of range 1..%d for %s vectors of %d x %d",
+        return cl_errf(err, CL_EINVAL, "phi: i = %d, j = %d out of range 1..%d for %s vectors of %d x %d",
                        i, j, dim, cl_sv_side_name(side), m, n);
     double *bx = dalloc((size_t)dim * i, err), *by = dalloc((size_t)dim * j, err);
     int rc = 0;
-    if (!bx || !by) rc = pfx(err, "linalg.c: phi");
+    if (!bx || !by) rc = pfx(err, "phi");
     else if (!(rc = cl_sv_basis(m, n, x, side, i, bx, err)) && !(rc = cl_sv_basis(m, n, y, side, j, by, err)))
         *out = cl_phi_bases(dim, bx, i, i, by, j, j);
     cl_free(bx);

@@ -40,6 +40,7 @@ const char *cl_status_name(cl_status s) {
     case CL_ENOMEM: return "out of memory";
     case CL_EMISSING: return "missing";
     case CL_EUNSUP: return "unsupported";
+    case CL_EUSAGE: return "usage";
     }
     return "unknown error";
 }

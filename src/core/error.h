@@ -14,6 +14,7 @@ typedef enum {
     CL_ENOMEM = 5,   /* allocation failed */
     CL_EMISSING = 6, /* a required tensor, file or key is absent */
     CL_EUNSUP = 7,   /* valid input that condlora does not support */
+    CL_EUSAGE = 8,   /* an option's value is invalid in itself (a usage error: the CLI exits with 2, not 1) */
 } cl_status;
 
 #define CL_ERRMSG_MAX 1024

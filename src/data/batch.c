@@ -25,7 +25,7 @@ static int plan_alloc(size_t n, size_t nbatches, cl_batch_plan *out, cl_error *e
     out->start = cl_alloc(nbatches + 1, sizeof *out->start, &e2);
     if (!out->order || !out->start) {
         cl_batch_plan_free(out);
-        return cl_errf(err, CL_ENOMEM, "%s:%d: batch plan for %zu examples: %s", __FILE__, __LINE__, n, e2.msg);
+        return cl_errf(err, CL_ENOMEM, "batch plan for %zu examples: %s", n, e2.msg);
     }
     out->n = n;
     out->nbatches = nbatches;
@@ -34,7 +34,7 @@ static int plan_alloc(size_t n, size_t nbatches, cl_batch_plan *out, cl_error *e
 
 int cl_batch_plan_sequential(size_t n, size_t batch_size, cl_batch_plan *out, cl_error *err) {
     memset(out, 0, sizeof *out);
-    if (batch_size == 0) return cl_errf(err, CL_EINVAL, "%s:%d: batch size must be positive", __FILE__, __LINE__);
+    if (batch_size == 0) return cl_errf(err, CL_EINVAL, "batch size must be positive");
     size_t nb = (n + batch_size - 1) / batch_size;
     if (plan_alloc(n, nb, out, err)) return err ? (int)err->code : CL_ENOMEM;
     for (size_t i = 0; i < n; i++) out->order[i] = i;
@@ -58,15 +58,15 @@ int cl_batch_plan_epoch(const int *lengths, size_t n, const cl_batch_opts *o, ui
                         cl_error *err) {
     memset(out, 0, sizeof *out);
     if (!o || o->batch_size == 0)
-        return cl_errf(err, CL_EINVAL, "%s:%d: batch size must be positive", __FILE__, __LINE__);
+        return cl_errf(err, CL_EINVAL, "batch size must be positive");
     size_t B = o->batch_size, M = o->mega > 1 ? o->mega : 1;
     uint64_t chunk64;
     if (!cl_mul_ok(B, M, &chunk64) || chunk64 > SIZE_MAX)
-        return cl_errf(err, CL_EINVAL, "%s:%d: batch size %zu x mega %zu overflows", __FILE__, __LINE__, B, M);
+        return cl_errf(err, CL_EINVAL, "batch size %zu x mega %zu overflows", B, M);
     size_t chunk = (size_t)chunk64;
     for (size_t i = 0; i < n; i++)
         if (lengths[i] < 0)
-            return cl_errf(err, CL_EINVAL, "%s:%d: example %zu has negative length %d", __FILE__, __LINE__, i,
+            return cl_errf(err, CL_EINVAL, "example %zu has negative length %d", i,
                            lengths[i]);
     size_t nb = (n + B - 1) / B;
     if (plan_alloc(n, nb, out, err)) return err ? (int)err->code : CL_ENOMEM;
@@ -78,7 +78,7 @@ int cl_batch_plan_epoch(const int *lengths, size_t n, const cl_batch_opts *o, ui
     if (!k || !bstart || !border || !tmp) {
         cl_free(k), cl_free(bstart), cl_free(border), cl_free(tmp);
         cl_batch_plan_free(out);
-        return cl_errf(err, CL_ENOMEM, "%s:%d: batch plan: %s", __FILE__, __LINE__, e2.msg);
+        return cl_errf(err, CL_ENOMEM, "batch plan: %s", e2.msg);
     }
     cl_rng rng;
     cl_rng_seed(&rng, splitmix64(o->seed) ^ splitmix64(epoch + 1));

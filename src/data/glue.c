@@ -85,8 +85,7 @@ int cl_glue_task_lookup(const char *name, const cl_glue_task **out, cl_error *er
         strncat(list, TASKS[i].name, sizeof list - strlen(list) - 1);
         if (i + 1 < NTASKS) strncat(list, ", ", sizeof list - strlen(list) - 1);
     }
-    return cl_errf(err, CL_EINVAL, "%s:%d: unknown GLUE task '%s' (known: %s)", __FILE__, __LINE__,
-                   name ? name : "(null)", list);
+    return cl_errf(err, CL_EUSAGE, "unknown GLUE task '%s' (known: %s)", name ? name : "(null)", list);
 }
 
 void cl_dataset_free(cl_dataset *d) {
@@ -273,7 +272,7 @@ int cl_glue_read_file(const cl_glue_task *t, const char *path, int labelled, con
 static int task_path(const cl_glue_task *t, const char *dir, cl_glue_split which, char *path, size_t cap,
                      cl_error *err) {
     if ((int)which < 0 || which > CL_SPLIT_TEST_MM || !t->files[which])
-        return cl_errf(err, CL_EINVAL, "%s:%d: GLUE %s has no split %d", __FILE__, __LINE__, t->name, (int)which);
+        return cl_errf(err, CL_EINVAL, "GLUE %s has no split %d", t->name, (int)which);
     int w = snprintf(path, cap, "%s/%s", dir, t->files[which]);
     if (w < 0 || (size_t)w >= cap) return cl_errf(err, CL_EINVAL, "%s/%s: path too long", dir, t->files[which]);
     return 0;
@@ -363,8 +362,8 @@ static int copy_examples(const cl_example *const *src, size_t n, cl_dataset *out
     out->arena = malloc(bytes);
     if (!out->ex || !out->arena) {
         cl_dataset_free(out);
-        return cl_errf(err, CL_ENOMEM, "%s:%d: cannot allocate a dataset of %zu examples (%zu bytes of text)",
-                       __FILE__, __LINE__, n, bytes);
+        return cl_errf(err, CL_ENOMEM, "cannot allocate a dataset of %zu examples (%zu bytes of text)",
+                       n, bytes);
     }
     char *w = out->arena;
     for (size_t i = 0; i < n; i++) {
@@ -381,12 +380,11 @@ static int copy_examples(const cl_example *const *src, size_t n, cl_dataset *out
 int cl_dataset_subset(const cl_dataset *src, const size_t *idx, size_t n, cl_dataset *out, cl_error *err) {
     memset(out, 0, sizeof *out);
     const cl_example **v = malloc((n ? n : 1) * sizeof *v);
-    if (!v) return cl_errf(err, CL_ENOMEM, "%s:%d: out of memory (%zu examples)", __FILE__, __LINE__, n);
+    if (!v) return cl_errf(err, CL_ENOMEM, "out of memory (%zu examples)", n);
     for (size_t i = 0; i < n; i++) {
         if (idx[i] >= src->n) {
             free(v);
-            return cl_errf(err, CL_EINVAL, "%s:%d: subset index %zu out of range (%zu examples)", __FILE__,
-                           __LINE__, idx[i], src->n);
+            return cl_errf(err, CL_EINVAL, "subset index %zu out of range (%zu examples)", idx[i], src->n);
         }
         v[i] = &src->ex[idx[i]];
     }
@@ -399,7 +397,7 @@ int cl_dataset_concat(const cl_dataset *a, const cl_dataset *b, cl_dataset *out,
     memset(out, 0, sizeof *out);
     size_t n = a->n + b->n;
     const cl_example **v = malloc((n ? n : 1) * sizeof *v);
-    if (!v) return cl_errf(err, CL_ENOMEM, "%s:%d: out of memory (%zu examples)", __FILE__, __LINE__, n);
+    if (!v) return cl_errf(err, CL_ENOMEM, "out of memory (%zu examples)", n);
     for (size_t i = 0; i < a->n; i++) v[i] = &a->ex[i];
     for (size_t i = 0; i < b->n; i++) v[a->n + i] = &b->ex[i];
     int rc = copy_examples(v, n, out, err);

@@ -28,12 +28,12 @@ double cl_f1_binary(const int *pred, const int *gold, size_t n, int positive) {
 int cl_mcc(const int *pred, const int *gold, size_t n, int num_classes, double *out, cl_error *err) {
     *out = 0.0;
     if (num_classes < 2 || num_classes > 1024)
-        return cl_errf(err, CL_EINVAL, "%s:%d: MCC needs 2..1024 classes, got %d", __FILE__, __LINE__, num_classes);
+        return cl_errf(err, CL_EINVAL, "MCC needs 2..1024 classes, got %d", num_classes);
     double tk[1024] = {0}, pk[1024] = {0}, c = 0;
     for (size_t i = 0; i < n; i++) {
         if (pred[i] < 0 || pred[i] >= num_classes || gold[i] < 0 || gold[i] >= num_classes)
-            return cl_errf(err, CL_EINVAL, "%s:%d: MCC: example %zu has label %d / prediction %d outside 0..%d",
-                           __FILE__, __LINE__, i, gold[i], pred[i], num_classes - 1);
+            return cl_errf(err, CL_EINVAL, "MCC: example %zu has label %d / prediction %d outside 0..%d",
+                           i, gold[i], pred[i], num_classes - 1);
         tk[gold[i]] += 1;
         pk[pred[i]] += 1;
         c += pred[i] == gold[i];
@@ -79,10 +79,10 @@ static int cmp_vi(const void *pa, const void *pb) {
 int cl_rankdata(const double *x, size_t n, double *ranks, cl_error *err) {
     if (n == 0) return 0;
     for (size_t i = 0; i < n; i++)
-        if (isnan(x[i])) return cl_errf(err, CL_EINVAL, "%s:%d: rankdata: value %zu is NaN", __FILE__, __LINE__, i);
+        if (isnan(x[i])) return cl_errf(err, CL_EINVAL, "rankdata: value %zu is NaN", i);
     cl_error e2 = {0};
     vi *v = cl_alloc(n, sizeof *v, &e2);
-    if (!v) return cl_errf(err, CL_ENOMEM, "%s:%d: rankdata: %s", __FILE__, __LINE__, e2.msg);
+    if (!v) return cl_errf(err, CL_ENOMEM, "rankdata: %s", e2.msg);
     for (size_t i = 0; i < n; i++) v[i] = (vi){x[i], i};
     qsort(v, n, sizeof *v, cmp_vi);
     for (size_t a = 0; a < n;) {
@@ -105,7 +105,7 @@ int cl_spearman(const double *x, const double *y, size_t n, double *out, cl_erro
     double *rx = cl_alloc(n, sizeof *rx, &e2), *ry = cl_alloc(n, sizeof *ry, &e2);
     if (!rx || !ry) {
         cl_free(rx), cl_free(ry);
-        return cl_errf(err, CL_ENOMEM, "%s:%d: spearman: %s", __FILE__, __LINE__, e2.msg);
+        return cl_errf(err, CL_ENOMEM, "spearman: %s", e2.msg);
     }
     int rc = cl_rankdata(x, n, rx, err);
     if (!rc) rc = cl_rankdata(y, n, ry, err);
@@ -129,23 +129,22 @@ int cl_task_metrics(const cl_glue_task *t, const cl_dataset *gold, const int *pr
     memset(out, 0, sizeof *out);
     out->main = NAN;
     size_t n = gold->n;
-    if (n == 0) return cl_errf(err, CL_EINVAL, "%s:%d: %s metrics over an empty set", __FILE__, __LINE__, t->name);
+    if (n == 0) return cl_errf(err, CL_EINVAL, "%s metrics over an empty set", t->name);
     int rc = 0;
     cl_error e2 = {0};
     if (t->regression) {
         if (!pred_score)
-            return cl_errf(err, CL_EINVAL, "%s:%d: %s needs score predictions", __FILE__, __LINE__, t->name);
+            return cl_errf(err, CL_EINVAL, "%s needs score predictions", t->name);
         double *x = cl_alloc(n, sizeof *x, &e2), *y = cl_alloc(n, sizeof *y, &e2);
         if (!x || !y) {
             cl_free(x), cl_free(y);
-            return cl_errf(err, CL_ENOMEM, "%s:%d: %s", __FILE__, __LINE__, e2.msg);
+            return cl_errf(err, CL_ENOMEM, "%s", e2.msg);
         }
         for (size_t i = 0; i < n && !rc; i++) {
             x[i] = pred_score[i];
             y[i] = gold->ex[i].score;
             if (isnan(y[i]))
-                rc = cl_errf(err, CL_EINVAL, "%s:%d: %s metrics: example %zu (line %d) has no gold score", __FILE__,
-                             __LINE__, t->name, i, gold->ex[i].line);
+                rc = cl_errf(err, CL_EINVAL, "%s metrics: example %zu (line %d) has no gold score", t->name, i, gold->ex[i].line);
         }
         double sp = NAN;
         if (!rc) rc = cl_spearman(x, y, n, &sp, err);
@@ -156,14 +155,13 @@ int cl_task_metrics(const cl_glue_task *t, const cl_dataset *gold, const int *pr
         cl_free(x), cl_free(y);
     } else {
         if (!pred_label)
-            return cl_errf(err, CL_EINVAL, "%s:%d: %s needs label predictions", __FILE__, __LINE__, t->name);
+            return cl_errf(err, CL_EINVAL, "%s needs label predictions", t->name);
         int *g = cl_alloc(n, sizeof *g, &e2);
-        if (!g) return cl_errf(err, CL_ENOMEM, "%s:%d: %s", __FILE__, __LINE__, e2.msg);
+        if (!g) return cl_errf(err, CL_ENOMEM, "%s", e2.msg);
         for (size_t i = 0; i < n && !rc; i++) {
             g[i] = gold->ex[i].label;
             if (g[i] < 0 || g[i] >= t->num_labels)
-                rc = cl_errf(err, CL_EINVAL, "%s:%d: %s metrics: example %zu (line %d) has no gold label", __FILE__,
-                             __LINE__, t->name, i, gold->ex[i].line);
+                rc = cl_errf(err, CL_EINVAL, "%s metrics: example %zu (line %d) has no gold label", t->name, i, gold->ex[i].line);
         }
         if (!rc && strcmp(t->main_metric, "mcc") == 0) {
             double m;

@@ -12,8 +12,7 @@
 int cl_protocol_parse(const char *s, cl_protocol *out, cl_error *err) {
     if (s && strcasecmp(s, "paper") == 0) { *out = CL_PROTOCOL_PAPER; return 0; }
     if (s && strcasecmp(s, "glue") == 0) { *out = CL_PROTOCOL_GLUE; return 0; }
-    return cl_errf(err, CL_EINVAL, "%s:%d: unknown protocol '%s' (expected 'paper' or 'glue')", __FILE__, __LINE__,
-                   s ? s : "(null)");
+    return cl_errf(err, CL_EUSAGE, "unknown protocol '%s' (expected 'paper' or 'glue')", s ? s : "(null)");
 }
 
 size_t cl_paper_dev_size(size_t n) { return n / 10 + (n % 10 >= 5); }
@@ -48,7 +47,7 @@ int cl_glue_make_splits(const cl_glue_task *t, const char *dir, cl_protocol p, u
                         const cl_glue_read_opts *opts, cl_glue_splits *out, cl_error *err) {
     memset(out, 0, sizeof *out);
     if (p != CL_PROTOCOL_PAPER && p != CL_PROTOCOL_GLUE)
-        return cl_errf(err, CL_EINVAL, "%s:%d: unknown protocol %d", __FILE__, __LINE__, (int)p);
+        return cl_errf(err, CL_EINVAL, "unknown protocol %d", (int)p);
     cl_dataset full, official_dev;
     int rc = cl_glue_load(t, dir, CL_SPLIT_TRAIN, opts, &full, err);
     if (rc) return rc;
@@ -73,7 +72,7 @@ int cl_glue_make_splits(const cl_glue_task *t, const char *dir, cl_protocol p, u
     if (!perm) {
         cl_dataset_free(&full);
         cl_glue_splits_free(out);
-        return cl_errf(err, CL_ENOMEM, "%s:%d: %s", __FILE__, __LINE__, e2.msg);
+        return cl_errf(err, CL_ENOMEM, "%s", e2.msg);
     }
     for (size_t i = 0; i < n; i++) perm[i] = i;
     cl_rng rng;

@@ -429,7 +429,7 @@ size_t cl_model_bf16_bytes(const cl_model *m) {
 int cl_precision_parse(const char *s, int *bf16, cl_error *err) {
     if (s && !strcmp(s, "fp32")) *bf16 = 0;
     else if (s && !strcmp(s, "bf16")) *bf16 = 1;
-    else return cl_errf(err, CL_EINVAL, "option --precision: '%s' is not fp32 or bf16", s ? s : "");
+    else return cl_errf(err, CL_EUSAGE, "option --precision: '%s' is not fp32 or bf16", s ? s : "");
     return 0;
 }
 

@@ -584,10 +584,17 @@ static int load_json(cl_tokenizer *t, const char *path, cl_error *err) {
     const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
     const char *type = json_str(model, "type");
     if (!type) type = merges ? "BPE" : "WordPiece";
-    if (!cJSON_IsObject(vocab)) { rc = cl_errf(err, CL_EFORMAT, "%s: model.vocab is not an object", path); goto out; }
+    /* the model type first: a Unigram tokenizer (XLM-R, CamemBERT) has an array vocab, and its message must say
+     * that the type is not supported, not that the vocab is malformed */
     if (!strcmp(type, "BPE")) t->kind = CL_TOK_BPE;
     else if (!strcmp(type, "WordPiece")) t->kind = CL_TOK_WORDPIECE;
-    else { rc = cl_errf(err, CL_EUNSUP, "%s: model type '%s' is not supported (BPE, WordPiece)", path, type); goto out; }
+    else {
+        rc = cl_errf(err, CL_EUNSUP, "%s: key 'model.type': this tokenizer type ('%s'%s) is not supported; condlora "
+                     "reads BPE (RoBERTa's) and WordPiece (BERT's, MPNet's) tokenizers", path, type,
+                     !strcmp(type, "Unigram") ? ", the SentencePiece model of XLM-R and CamemBERT" : "");
+        goto out;
+    }
+    if (!cJSON_IsObject(vocab)) { rc = cl_errf(err, CL_EFORMAT, "%s: model.vocab is not an object", path); goto out; }
     for (const cJSON *e = vocab->child; e; e = e->next) {
         if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble > 1e8) {
             rc = cl_errf(err, CL_EFORMAT, "%s: model.vocab: token '%.40s' has no valid id", path, e->string);

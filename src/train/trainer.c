@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "core/util.h"
+#include "io/safetensors.h"
 #include "model/gemm_bf16.h"
 #include "train/train_internal.h"
 
@@ -55,7 +56,7 @@ const cl_paper_preset *cl_paper_preset_find(const char *task) {
 int cl_train_apply_paper_preset(cl_train_opts *o, cl_error *err) {
     const cl_paper_preset *p = o->task ? cl_paper_preset_find(o->task) : NULL;
     if (!p)
-        return cl_errf(err, CL_EINVAL, "option preset: the paper gives no settings for task '%s' (it has CoLA, SST-2, "
+        return cl_errf(err, CL_EUSAGE, "option --preset: the paper gives no settings for task '%s' (it has CoLA, SST-2, "
                                        "MRPC, QQP, STS-B, MNLI, QNLI, RTE)", o->task ? o->task : "(none)");
     o->lr = (float)(o->ad.method == CL_METHOD_CONDLORA ? p->lr_condlora : p->lr_lora);
     o->epochs = p->epochs;
@@ -102,29 +103,29 @@ uint64_t cl_train_step_seed(uint64_t seed, int64_t step, int stream) {
 /* ---- setup ------------------------------------------------------------------------------------------------ */
 
 static int validate_opts(const cl_train_opts *o, int need_out, cl_error *err) {
-    if (!o->model_dir || !*o->model_dir) return cl_errf(err, CL_EINVAL, "option --model: a model directory is required");
-    if (!o->task || !*o->task) return cl_errf(err, CL_EINVAL, "option --task: a GLUE task name is required");
-    if (!o->data_dir || !*o->data_dir) return cl_errf(err, CL_EINVAL, "option --data: a data directory is required");
+    if (!o->model_dir || !*o->model_dir) return cl_errf(err, CL_EUSAGE, "option --model: a model directory is required");
+    if (!o->task || !*o->task) return cl_errf(err, CL_EUSAGE, "option --task: a GLUE task name is required");
+    if (!o->data_dir || !*o->data_dir) return cl_errf(err, CL_EUSAGE, "option --data: a data directory is required");
     if (need_out && (!o->out_dir || !*o->out_dir))
-        return cl_errf(err, CL_EINVAL, "option --out: a run directory is required");
-    if (!(o->lr > 0) || !isfinite(o->lr)) return cl_errf(err, CL_EINVAL, "option --lr: %g is not > 0", o->lr);
+        return cl_errf(err, CL_EUSAGE, "option --out: a run directory is required");
+    if (!(o->lr > 0) || !isfinite(o->lr)) return cl_errf(err, CL_EUSAGE, "option --lr: %g is not > 0", o->lr);
     if (!(o->weight_decay >= 0) || !isfinite(o->weight_decay))
-        return cl_errf(err, CL_EINVAL, "option --weight-decay: %g is not >= 0", o->weight_decay);
+        return cl_errf(err, CL_EUSAGE, "option --weight-decay: %g is not >= 0", o->weight_decay);
     if (!(o->warmup_ratio >= 0 && o->warmup_ratio <= 1))
-        return cl_errf(err, CL_EINVAL, "option --warmup-ratio: %g is not in [0, 1]", o->warmup_ratio);
+        return cl_errf(err, CL_EUSAGE, "option --warmup-ratio: %g is not in [0, 1]", o->warmup_ratio);
     if (!(o->beta1 >= 0 && o->beta1 < 1) || !(o->beta2 >= 0 && o->beta2 < 1))
-        return cl_errf(err, CL_EINVAL, "option --betas: (%g, %g) must be in [0, 1)", o->beta1, o->beta2);
-    if (!(o->eps > 0)) return cl_errf(err, CL_EINVAL, "option --eps: %g is not > 0", o->eps);
-    if (!isfinite(o->max_grad_norm)) return cl_errf(err, CL_EINVAL, "option --max-grad-norm: not a number");
+        return cl_errf(err, CL_EUSAGE, "option --betas: (%g, %g) must be in [0, 1)", o->beta1, o->beta2);
+    if (!(o->eps > 0)) return cl_errf(err, CL_EUSAGE, "option --eps: %g is not > 0", o->eps);
+    if (!isfinite(o->max_grad_norm)) return cl_errf(err, CL_EUSAGE, "option --max-grad-norm: not a number");
     if (o->batch_size < 1 || o->batch_size > 65536)
-        return cl_errf(err, CL_EINVAL, "option --batch-size: %d is not in 1..65536", o->batch_size);
-    if (o->max_length < 2) return cl_errf(err, CL_EINVAL, "option --max-length: %d is too small", o->max_length);
+        return cl_errf(err, CL_EUSAGE, "option --batch-size: %d is not in 1..65536", o->batch_size);
+    if (o->max_length < 2) return cl_errf(err, CL_EUSAGE, "option --max-length: %d is too small", o->max_length);
     if (o->epochs < 1 && o->max_steps <= 0)
-        return cl_errf(err, CL_EINVAL, "option --epochs: %d is not >= 1 (or give --max-steps)", o->epochs);
-    if (o->max_steps < 0) return cl_errf(err, CL_EINVAL, "option --max-steps: negative");
-    if (o->patience < 0) return cl_errf(err, CL_EINVAL, "option --patience: negative");
-    if (o->log_every < 1) return cl_errf(err, CL_EINVAL, "option --log-every: %d is not >= 1", o->log_every);
-    if (o->threads < 0) return cl_errf(err, CL_EINVAL, "option --threads: negative");
+        return cl_errf(err, CL_EUSAGE, "option --epochs: %d is not >= 1 (or give --max-steps)", o->epochs);
+    if (o->max_steps < 0) return cl_errf(err, CL_EUSAGE, "option --max-steps: negative");
+    if (o->patience < 0) return cl_errf(err, CL_EUSAGE, "option --patience: negative");
+    if (o->log_every < 1) return cl_errf(err, CL_EUSAGE, "option --log-every: %d is not >= 1", o->log_every);
+    if (o->threads < 0) return cl_errf(err, CL_EUSAGE, "option --threads: negative");
     return 0;
 }
 
@@ -234,7 +235,7 @@ static int tctx_setup(cl_tctx *c, const cl_train_opts *o, int need_out, int tok_
                        cl_tokenizer_vocab_size(c->tok), c->model.cfg.vocab_size);
     int maxpos = cl_config_max_tokens(&c->model.cfg);
     if (o->max_length > maxpos)
-        return cl_errf(err, CL_EINVAL, "option --max-length: %d is more than the %d positions of %s/config.json",
+        return cl_errf(err, CL_EUSAGE, "option --max-length: %d is more than the %d positions of %s/config.json",
                        o->max_length, maxpos, o->model_dir);
     /* data: every row is read and checked now */
     if ((rc = cl_glue_make_splits(c->task, c->task_dir, o->protocol, o->seed, NULL, &c->splits, err))) return rc;
@@ -302,9 +303,21 @@ static int evaluate(cl_tctx *c, const cl_tokset *s, const cl_dataset *d, cl_metr
     cl_adapter_materialise(c->ad);
     int L = c->task->num_labels;
     int rc;
+    /* a line every 10 s on a long evaluation, so that minutes do not pass in silence */
+    const char *what = s == &c->dev ? "dev" : s == &c->test ? "test" : "train";
+    const double t0 = cl_now();
+    double next = t0 + 10.0;
+    size_t done_n = 0;
     for (size_t b = 0; b < s->seq.nbatches; b++) {
         const size_t *idx;
         size_t B = cl_batch_get(&s->seq, b, &idx);
+        if (!c->o.quiet && cl_now() >= next && done_n > 0) {
+            double el = cl_now() - t0, rate = done_n / el;
+            fprintf(stderr, "evaluating %s: %zu/%zu examples, %.1f ex/s, ETA %.0f s\n", what, done_n, s->n, rate,
+                    (double)(s->n - done_n) / rate);
+            next = cl_now() + 10.0;
+        }
+        done_n += B;
         cl_batch bt = fill_batch(c, s, idx, B);
         if ((rc = cl_adapter_begin_batch(c->ad, bt.B, bt.T, 0, err))) return rc;
         cl_fwd_opts fo = {.train = 0, .hook = &c->hook};
@@ -759,6 +772,8 @@ int cl_eval_run(const char *run, const char *split, const char *model_dir, const
 int cl_eval_run_precision(const char *run, const char *split, const char *model_dir, const char *data_dir,
                           int threads, int bf16, cl_metric_set *out, size_t *n_out, cl_error *err) {
     char ckpt[4096], rj[4200], strbuf[16384];
+    if (strcmp(split, "dev") && strcmp(split, "test") && strcmp(split, "train")) /* a usage error, checked first */
+        return cl_errf(err, CL_EUSAGE, "option --split: '%s' is not dev, test or train", split);
     snprintf(ckpt, sizeof ckpt, "%s", run);
     size_t k = strlen(ckpt);
     while (k > 1 && ckpt[k - 1] == '/') ckpt[--k] = 0;
@@ -777,15 +792,29 @@ int cl_eval_run_precision(const char *run, const char *split, const char *model_
     if (threads > 0) o.threads = threads;
     if (bf16 >= 0) o.bf16 = bf16;
     int which = !strcmp(split, "dev") ? 1 : !strcmp(split, "test") ? 2 : !strcmp(split, "train") ? 0 : -1;
-    if (which < 0) return cl_errf(err, CL_EINVAL, "option --split: '%s' is not dev, test or train", split);
+    if (which < 0) return cl_errf(err, CL_EUSAGE, "option --split: '%s' is not dev, test or train", split);
     cl_tctx *c = calloc(1, sizeof *c);
     if (!c) return cl_errf(err, CL_ENOMEM, "out of memory");
     if ((rc = tctx_setup(c, &o, 0, which == 0, err))) goto done;
     if ((rc = cl_run_load_state(c, ckpt, err))) goto done;
+    /* the PEFT file beside it must be a valid safetensors file too (predict and PEFT read that one), and every
+     * loaded value finite */
+    {
+        char ap[4400];
+        snprintf(ap, sizeof ap, "%s/adapter_model.safetensors", ckpt);
+        cl_safetensors ast;
+        if ((rc = cl_st_open(&ast, ap, err))) goto done;
+        cl_st_close(&ast);
+        for (size_t i = 0; i < c->P.numel; i++)
+            if (!isfinite(c->P.param[i])) {
+                rc = cl_errf(err, CL_EFORMAT, "%s/condlora_state.safetensors: value %zu is not finite", ckpt, i);
+                goto done;
+            }
+    }
     const cl_tokset *s = which == 0 ? &c->tr : which == 1 ? &c->dev : &c->test;
     const cl_dataset *d = which == 0 ? &c->splits.train : which == 1 ? &c->splits.dev : &c->splits.test;
     if (s->n == 0) {
-        rc = cl_errf(err, CL_EINVAL, "option --split: the %s protocol has no %s split",
+        rc = cl_errf(err, CL_EUSAGE, "option --split: the %s protocol has no %s split",
                      o.protocol == CL_PROTOCOL_PAPER ? "paper" : "glue", split);
         goto done;
     }
