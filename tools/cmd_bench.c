@@ -244,10 +244,13 @@ int cmd_bench(int argc, char **argv) {
                "\"threads\":%d,\"steps\":%d,\"warmup\":%d,\"precision\":\"%s\",\"tokens_per_s\":%.2f,"
                "\"step_s_median\":%.5f,\"step_s_min\":%.5f,\"user_s_per_step\":%.5f,\"sys_s_per_step\":%.5f,"
                "\"peak_rss_mib\":%.1f,"
-               "\"workspace_mib\":%.1f,\"bf16_weights_mib\":%.1f,\"params\":%llu,\"openblas_coretype\":\"%s\"}\n",
+               "\"workspace_mib\":%.1f,\"bf16_weights_mib\":%.1f,\"params\":%llu,\"openblas_coretype\":\"%s\","
+               "\"gomp_spincount\":\"%s\",\"omp_wait_policy\":\"%s\"}\n",
                config, mode, method, B, T, threads, steps, warmup, precision, (double)B * T / med, med, times[warmup],
                user_step, sys_step, cl_peak_rss_kib() / 1024.0, cl_encoder_workspace_bytes(e) / 1048576.0,
-               cl_model_bf16_bytes(&m) / 1048576.0, (unsigned long long)m.n_params_total, ct ? ct : "");
+               cl_model_bf16_bytes(&m) / 1048576.0, (unsigned long long)m.n_params_total, ct ? ct : "",
+               getenv("GOMP_SPINCOUNT") ? getenv("GOMP_SPINCOUNT") : "",
+               getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "");
     } else {
         fprintf(stderr, "condlora bench: %s\n", err.msg);
     }
