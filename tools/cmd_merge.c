@@ -28,8 +28,8 @@ static void usage(FILE *f) {
             "  --tokenizer DIR   copy the tokenizer files from DIR (default: BASE_DIR)\n");
 }
 
-static int write_config(const char *base_dir, const char *path, const cl_model *m, const cl_glue_task *task,
-                        const char *dtype, cl_error *err) {
+static int write_config(const char *base_dir, const char *adapter_dir, const char *path, const cl_model *m,
+                        const cl_glue_task *task, const char *dtype, cl_error *err) {
     char src[4200];
     snprintf(src, sizeof src, "%s/config.json", base_dir);
     char *txt = NULL;
@@ -49,19 +49,23 @@ static int write_config(const char *base_dir, const char *path, const cl_model *
     for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++) cJSON_DeleteItemFromObjectCaseSensitive(j, drop[i]);
     cJSON *a = cJSON_AddArrayToObject(j, "architectures");
     cJSON_AddItemToArray(a, cJSON_CreateString(arch));
-    /* label names: the GLUE task's, the base config's when it names as many, else transformers' LABEL_i */
+    /* label names: the GLUE task's (--task), else the adapter's labels.json (a condlora run's: GLUE's names or
+     * those of the user's own training file), else the base config's when it names as many, else LABEL_i */
     cJSON *i2l = cJSON_AddObjectToObject(j, "id2label"), *l2i = cJSON_AddObjectToObject(j, "label2id");
+    char **names = cl_peft_label_names(adapter_dir, m, task, L);
+    if (!names) {
+        cJSON_Delete(j);
+        return cl_errf(err, CL_ENOMEM, "%s: out of memory", path);
+    }
     for (int k = 0; k < L; k++) {
-        char key[32], def[32];
+        char key[32];
         snprintf(key, sizeof key, "%d", k);
-        snprintf(def, sizeof def, "LABEL_%d", k);
-        const char *name = def;
-        if (task && L > 1 && task->label_names[k]) name = task->label_names[k];
-        else if (!task && m->cfg.id2label && m->cfg.num_labels == L && m->cfg.id2label[k] && *m->cfg.id2label[k])
-            name = m->cfg.id2label[k];
+        const char *name = task && L > 1 && task->label_names && task->label_names[k] ? task->label_names[k]
+                                                                                       : names[k];
         cJSON_AddStringToObject(i2l, key, name);
         if (!cJSON_GetObjectItemCaseSensitive(l2i, name)) cJSON_AddNumberToObject(l2i, name, k);
     }
+    cl_peft_label_names_free(names, L);
     cJSON_AddStringToObject(j, "problem_type", L == 1 ? "regression" : "single_label_classification");
     cJSON_AddStringToObject(j, "torch_dtype", dtype);
     rc = cl_json_save(j, path, err);
@@ -182,7 +186,7 @@ int cmd_merge(int argc, char **argv) {
         goto done;
     }
     snprintf(path, sizeof path, "%s/config.json", out);
-    if (write_config(model_dir, path, &m, task, dtname, &err)) {
+    if (write_config(model_dir, adir, path, &m, task, dtname, &err)) {
         fprintf(stderr, "condlora merge: %s\n", err.msg);
         goto done;
     }

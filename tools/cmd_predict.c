@@ -1,6 +1,10 @@
 /* condlora predict: logits (or GLUE predictions) of a sequence-classification model, optionally with a PEFT /
  * condlora adapter applied, for every row of a TSV file. */
 #include <cblas.h>
+#include <math.h>
+#include <strings.h>
+#include <cjson/cJSON.h>
+#include <unistd.h>
 #include <getopt.h>
 #include <omp.h>
 #include <stdio.h>
@@ -12,12 +16,14 @@
 #include "data/glue.h"
 #include "model/encoder.h"
 #include "model/gemm_bf16.h"
+#include "data/userdata.h"
 #include "tokenizer/tokenizer.h"
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: condlora predict --model DIR --input FILE.tsv [--adapter DIR] [--task NAME] [--format tsv|glue]\n"
-            "                        [--text-columns C | C1,C2] [--output OUT.tsv] [--skip-header] [--ids]\n"
+            "usage: condlora predict --model DIR --input FILE [--adapter DIR] [--task NAME]\n"
+            "                        [--format tsv|glue|labels] [--text-columns C | C1,C2 | NAME | A,B]\n"
+            "                        [--output OUT.tsv] [--skip-header] [--ids] [--input-format tsv|csv|jsonl]\n"
             "                        [--tokenizer DIR] [--max-length N] [--batch B] [--threads K]\n"
             "                        [--precision fp32|bf16]\n"
             "Writes one line per input row: the model's logits, tab-separated (one value for a regression head), or\n"
@@ -33,8 +39,13 @@ static void usage(FILE *f) {
             "                      index (the file's index/id column with --task, else 0, 1, ...) and the argmax\n"
             "                      label (--task: as GLUE writes it, e.g. entailment or 1; else the class id) or the\n"
             "                      score of a regression head\n"
+            "  --format labels     a header \"index<TAB>label<TAB>NAME_0<TAB>NAME_1...\", then each row's index, its\n"
+            "                      predicted label name and every label's probability (softmax); a regression head:\n"
+            "                      \"index<TAB>score\". Names: the adapter's labels.json (a condlora run's), else\n"
+            "                      the model's id2label, else --task's, else LABEL_k\n"
             "  --text-columns      0-based tab-separated column(s) holding the text, or the two texts of a pair\n"
-            "                      (default 0)\n"
+            "                      (default 0); or column NAMES: the input is then read as your own data (a header\n"
+            "                      row; TSV, CSV or JSON Lines by its extension or --input-format), as train reads it\n"
             "  --skip-header       ignore the first line of the input\n"
             "  --ids               the columns hold token ids (space-separated, special tokens included) instead of\n"
             "                      text; the ids of a pair are concatenated, BERT token types 0 then 1\n"
@@ -50,6 +61,7 @@ typedef struct {
     int32_t *ids, *types;
     int n, cap;
 } seq;
+
 
 static int seq_push(seq *s, int32_t id, int32_t type) {
     if (s->n == s->cap) {
@@ -144,13 +156,15 @@ static int read_plain(char *text, size_t tlen, const char *input, const int *col
 
 int cmd_predict(int argc, char **argv) {
     const char *model_dir = NULL, *input = NULL, *output = NULL, *tokdir = NULL, *cols = NULL, *adapter = NULL;
-    const char *task_name = NULL, *format = "tsv", *precision = "fp32";
+    const char *task_name = NULL, *format = "tsv", *precision = "fp32", *input_format = NULL;
+    char **names = NULL; /* --format labels */
     int use_ids = 0, skip_header = 0, batch = 32, max_len = 0, threads = 0;
     static const struct option lo[] = {
         {"model", 1, 0, 'm'},  {"input", 1, 0, 'i'},       {"output", 1, 0, 'o'},     {"text-columns", 1, 0, 'c'},
         {"ids", 0, 0, 'I'},    {"skip-header", 0, 0, 'H'}, {"tokenizer", 1, 0, 'k'},  {"max-length", 1, 0, 'x'},
         {"batch", 1, 0, 'b'},  {"threads", 1, 0, 't'},     {"adapter", 1, 0, 'a'},    {"task", 1, 0, 'T'},
-        {"format", 1, 0, 'f'}, {"help", 0, 0, 'h'},        {"precision", 1, 0, 'P'},  {0, 0, 0, 0}};
+        {"format", 1, 0, 'f'}, {"help", 0, 0, 'h'},        {"precision", 1, 0, 'P'},  {"input-format", 1, 0, 'F'},
+        {0, 0, 0, 0}};
     int c, li = -1;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", lo, &li)) != -1) {
@@ -178,6 +192,7 @@ int cmd_predict(int argc, char **argv) {
         case 'T': task_name = optarg; break;
         case 'f': format = optarg; break;
         case 'P': precision = optarg; break;
+        case 'F': input_format = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -188,9 +203,9 @@ int cmd_predict(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    int glue_fmt = !strcmp(format, "glue");
-    if (!glue_fmt && strcmp(format, "tsv")) {
-        fprintf(stderr, "condlora predict: option --format: '%s' is not tsv or glue\n", format);
+    int glue_fmt = !strcmp(format, "glue"), labels_fmt = !strcmp(format, "labels");
+    if (!glue_fmt && !labels_fmt && strcmp(format, "tsv")) {
+        fprintf(stderr, "condlora predict: option --format: '%s' is not tsv, glue or labels\n", format);
         return 2;
     }
     cl_error err = {0};
@@ -205,7 +220,26 @@ int cmd_predict(int argc, char **argv) {
         return 2;
     }
     int col[2] = {0, -1}, ncol = 1;
-    if (cols) {
+    /* own data: column names (not numbers), a .csv / .jsonl input, or --input-format */
+    cl_user_opts uo = {0};
+    int user_input = 0;
+    if (input_format && cl_file_format_parse(input_format, &uo.format, &err)) {
+        fprintf(stderr, "condlora predict: option --input-format: %s\n", err.msg);
+        return 2;
+    }
+    if (input) {
+        const char *dot = strrchr(input, '.');
+        user_input = input_format || (cols && !(cols[0] >= '0' && cols[0] <= '9')) ||
+                     (dot && (!strcasecmp(dot, ".csv") || !strcasecmp(dot, ".jsonl") || !strcasecmp(dot, ".ndjson")));
+    }
+    if (user_input && (use_ids || task)) {
+        fprintf(stderr, "condlora predict: named columns (your own data) do not go with --%s\n", use_ids ? "ids" : "task");
+        return 2;
+    }
+    if (user_input) {
+        uo.text_columns = cols;
+        ncol = cols && strchr(cols, ',') ? 2 : 1;
+    } else if (cols) {
         char *end;
         long a = strtol(cols, &end, 10), b = -1;
         if (end != cols && *end == ',') {
@@ -293,7 +327,20 @@ int cmd_predict(int argc, char **argv) {
         goto done;
     }
     /* the rows */
-    if (task && !cols) {
+    if (user_input) {
+        if (cl_user_read_inputs(input, &uo, &ds, &err)) {
+            fprintf(stderr, "condlora predict: %s\n", err.msg);
+            rc = err.code == CL_EUSAGE ? 2 : 1;
+            goto done;
+        }
+        for (size_t i = 0; i < ds.n; i++) {
+            row r = {{ds.ex[i].text_a, ds.ex[i].text_b}, NULL, ds.ex[i].line};
+            if (add_row(&rows, &nrows, &caprows, r)) {
+                fprintf(stderr, "condlora predict: out of memory\n");
+                goto done;
+            }
+        }
+    } else if (task && !cols) {
         /* the task's test file by column name; else its train/dev layout */
         if (cl_glue_read_file(task, input, 0, NULL, &ds, &err)) {
             cl_error e2 = {0};
@@ -338,6 +385,17 @@ int cmd_predict(int argc, char **argv) {
         out = af.f;
     }
     if (glue_fmt) fprintf(out, "index\tprediction\n");
+    /* --format labels: the label names */
+    if (labels_fmt) {
+        names = cl_peft_label_names(pf ? pf->dir : NULL, &m, task, L);
+        if (!names) {
+            fprintf(stderr, "condlora predict: out of memory\n");
+            goto done;
+        }
+        fprintf(out, L == 1 ? "index\tscore" : "index\tlabel");
+        for (int j = 0; L > 1 && j < L; j++) fprintf(out, "\t%s", names[j]);
+        fprintf(out, "\n");
+    }
     cl_fwd_opts fo = {0};
     fo.hook = pf ? &hook : NULL;
     int failed = 0;
@@ -390,6 +448,22 @@ int cmd_predict(int argc, char **argv) {
         }
         for (int b = 0; b < nb; b++) {
             const float *lg = logits + (size_t)b * L;
+            if (labels_fmt) {
+                fprintf(out, "%zu", r0 + (size_t)b);
+                if (L == 1) {
+                    fprintf(out, "\t%.7g\n", lg[0]);
+                    continue;
+                }
+                int best = 0;
+                double mx = lg[0], sum = 0;
+                for (int j = 1; j < L; j++)
+                    if (lg[j] > lg[best]) best = j, mx = lg[j];
+                for (int j = 0; j < L; j++) sum += exp((double)lg[j] - mx);
+                fprintf(out, "\t%s", names[best]);
+                for (int j = 0; j < L; j++) fprintf(out, "\t%.6f", exp((double)lg[j] - mx) / sum);
+                fprintf(out, "\n");
+                continue;
+            }
             if (!glue_fmt) {
                 for (int j = 0; j < L; j++) fprintf(out, "%.7g%c", lg[j], j + 1 < L ? '\t' : '\n');
                 continue;
@@ -423,6 +497,7 @@ int cmd_predict(int argc, char **argv) {
     }
     rc = 0;
 done:
+    cl_peft_label_names_free(names, m.head_out.d_out);
     if (seqs)
         for (int b = 0; b < batch; b++) free(seqs[b].ids), free(seqs[b].types);
     free(seqs), free(ids), free(types), free(lens), free(text), free(rows);

@@ -13,10 +13,17 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: condlora train --model DIR --task NAME --data DIR --method lora|condlora|salora|adalora\n"
             "                      --out RUN_DIR [options]\n"
+            "       condlora train --model DIR --train FILE [--dev FILE] [--test FILE] --method ... --out RUN_DIR\n"
             "Checks every input first (model, tokenizer, data rows, options), then trains and writes RUN_DIR/run.json,\n"
             "metrics.jsonl, curve.svg, best/ and final/ (PEFT adapter_model.safetensors + adapter_config.json).\n"
             "  --data DIR           the GLUE root holding TASK/ (e.g. ../shared/data/glue) or the task's directory\n"
             "  --tokenizer DIR      tokenizer files (default: the model directory)\n"
+            "  --train FILE         your own data instead of a GLUE task: TSV, CSV or JSON Lines with named columns\n"
+            "  --dev FILE           for model selection (default: 10%% of --train held out, the paper's protocol)\n"
+            "  --test FILE          evaluated with the best checkpoint at the end (labelled)\n"
+            "  --text-columns A[,B] the text column(s) (default sentence)  --label-column NAME (default label)\n"
+            "  --problem classification|regression (default: regression when every label is a non-integer number)\n"
+            "  --format tsv|csv|jsonl  (default: by each file's extension)\n"
             "  --r N (8)  --alpha A (8)  --dropout P (0)  --targets query,value  --layers 0-5,11 (all)\n"
             "  --lr X (5e-4)  --weight-decay X (0)  --warmup-ratio X (0.1)  --beta1 X (0.9)  --beta2 X (0.999)\n"
             "  --eps X (1e-8)  --max-grad-norm X (0 = no clipping)\n"
@@ -75,6 +82,22 @@ static int apply_opt(cl_train_opts *o, const char *n, const char *a, cl_error *e
     long long v = 0;
     int bad = 0;
     if (!strcmp(n, "model")) o->model_dir = a;
+    else if (!strcmp(n, "train")) o->train_file = a;
+    else if (!strcmp(n, "dev")) o->dev_file = a;
+    else if (!strcmp(n, "test")) o->test_file = a;
+    else if (!strcmp(n, "text-columns")) o->text_columns = a;
+    else if (!strcmp(n, "label-column")) o->label_column = a;
+    else if (!strcmp(n, "problem")) {
+        if (cl_problem_parse(a, &o->problem, err)) {
+            fprintf(stderr, "condlora train: %s\n", err->msg);
+            return 2;
+        }
+    } else if (!strcmp(n, "format")) {
+        if (cl_file_format_parse(a, &o->format, err)) {
+            fprintf(stderr, "condlora train: %s\n", err->msg);
+            return 2;
+        }
+    }
     else if (!strcmp(n, "task")) o->task = a;
     else if (!strcmp(n, "data")) o->data_dir = a;
     else if (!strcmp(n, "method")) ;
@@ -156,7 +179,9 @@ int cmd_train(int argc, char **argv) {
         {"mega", 1, 0, 0},       {"log-every", 1, 0, 0},  {"max-train", 1, 0, 0},    {"max-eval", 1, 0, 0},
         {"quiet", 0, 0, 0},      {"help", 0, 0, 'h'},     {"save-every", 1, 0, 0},   {"save-limit", 1, 0, 0},
         {"stop-after", 1, 0, 0}, {"resume", 1, 0, 0},     {"precision", 1, 0, 0},    {"overwrite", 0, 0, 0},
-        {"condlora-form", 1, 0, 0}, {"condlora-use-x", 1, 0, 0}, {"train-pooler", 1, 0, 0}, {0, 0, 0, 0}};
+        {"condlora-form", 1, 0, 0}, {"condlora-use-x", 1, 0, 0}, {"train-pooler", 1, 0, 0},
+        {"train", 1, 0, 0},      {"dev", 1, 0, 0},        {"test", 1, 0, 0},         {"text-columns", 1, 0, 0},
+        {"label-column", 1, 0, 0}, {"problem", 1, 0, 0},  {"format", 1, 0, 0},       {0, 0, 0, 0}};
     /* first pass: method and task (the preset and the adapter defaults depend on them) */
     const char *method = "condlora";
     int c, li;

@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include "adapters/adapter_impl.h"
+#include "data/glue.h"
 #include "core/jsonio.h"
 #include "core/util.h"
 #include "io/safetensors.h"
@@ -875,4 +877,48 @@ int cl_peft_write_config(const char *path, const cl_adapter *ad, const char *bas
     rc = cl_json_save(j, side, err);
     cJSON_Delete(j);
     return rc;
+}
+
+/* ---- label names ---- */
+/* the L label names: DIR/labels.json's id2label (a condlora run's adapter), else the model config's id2label, else
+ * the GLUE task's, else transformers' LABEL_k */
+char **cl_peft_label_names(const char *adapter_dir, const cl_model *m, const cl_glue_task *task, int L) {
+    char **n = calloc((size_t)L, sizeof *n);
+    if (!n) return NULL;
+    cJSON *j = NULL, *i2l = NULL;
+    if (adapter_dir) {
+        char p[4200], *txt = NULL;
+        size_t len = 0;
+        cl_error e = {0};
+        snprintf(p, sizeof p, "%s/labels.json", adapter_dir);
+        if (access(p, R_OK) == 0 && !cl_read_file(p, &txt, &len, &e)) j = cJSON_ParseWithLength(txt, len);
+        free(txt);
+        i2l = j ? cJSON_GetObjectItemCaseSensitive(j, "id2label") : NULL;
+        if (cJSON_GetArraySize(i2l) != L) i2l = NULL;
+    }
+    for (int k = 0; k < L; k++) {
+        char key[24], def[32];
+        snprintf(key, sizeof key, "%d", k);
+        snprintf(def, sizeof def, "LABEL_%d", k);
+        const cJSON *v = i2l ? cJSON_GetObjectItemCaseSensitive(i2l, key) : NULL;
+        const char *nm = cJSON_IsString(v) ? v->valuestring
+                         : m->cfg.id2label && m->cfg.num_labels == L && m->cfg.id2label[k] ? m->cfg.id2label[k]
+                         : task && task->label_names && task->num_labels == L ? task->label_names[k]
+                                                                               : def;
+        n[k] = strdup(nm);
+        if (!n[k]) {
+            for (int i = 0; i < k; i++) free(n[i]);
+            free(n);
+            cJSON_Delete(j);
+            return NULL;
+        }
+    }
+    cJSON_Delete(j);
+    return n;
+}
+
+void cl_peft_label_names_free(char **names, int L) {
+    if (!names) return;
+    for (int k = 0; k < L; k++) free(names[k]);
+    free(names);
 }

@@ -82,4 +82,11 @@ struct cJSON *cl_adapter_opts_json(const cl_adapter_opts *a);
 int cl_peft_write_config(const char *path, const cl_adapter *ad, const char *base_model, int train_pooler,
                          cl_error *err);
 
+/* The L label names of a classifier (strdup'ed; free with cl_peft_label_names_free): ADAPTER_DIR/labels.json's
+ * id2label (written with every condlora run's adapter), else the model config's id2label, else TASK's, else
+ * transformers' LABEL_k. ADAPTER_DIR and TASK may be NULL. NULL when out of memory. */
+struct cl_glue_task;
+char **cl_peft_label_names(const char *adapter_dir, const cl_model *m, const struct cl_glue_task *task, int L);
+void cl_peft_label_names_free(char **names, int L);
+
 #endif

@@ -22,36 +22,36 @@
 static const cl_glue_task TASKS[] = {
     {.name = "CoLA", .files = {"train.tsv", "dev.tsv", NULL, "test.tsv", NULL}, .labelled_header = 0,
      .nh_ncols = 4, .nh_col_a = 3, .nh_col_label = 1, .col_a = "sentence", .col_b = NULL, .col_label = NULL,
-     .col_id = "index", .regression = 0, .num_labels = 2, .label_values = {"0", "1"},
-     .label_names = {"unacceptable", "acceptable"}, .main_metric = "mcc"},
+     .col_id = "index", .regression = 0, .num_labels = 2, .label_values = (const char *const[]){"0", "1"},
+     .label_names = (const char *const[]){"unacceptable", "acceptable"}, .main_metric = "mcc"},
     {.name = "SST-2", .files = {"train.tsv", "dev.tsv", NULL, "test.tsv", NULL}, .labelled_header = 1,
      .col_a = "sentence", .col_b = NULL, .col_label = "label", .col_id = "index", .num_labels = 2,
-     .label_values = {"0", "1"}, .label_names = {"negative", "positive"}, .main_metric = "acc"},
+     .label_values = (const char *const[]){"0", "1"}, .label_names = (const char *const[]){"negative", "positive"}, .main_metric = "acc"},
     {.name = "MRPC", .files = {"train.tsv", "dev.tsv", NULL, "test.tsv", NULL}, .labelled_header = 1,
      .col_a = "#1 String", .col_b = "#2 String", .col_label = "Quality", .col_id = "index", .num_labels = 2,
-     .label_values = {"0", "1"}, .label_names = {"not_equivalent", "equivalent"}, .main_metric = "acc"},
+     .label_values = (const char *const[]){"0", "1"}, .label_names = (const char *const[]){"not_equivalent", "equivalent"}, .main_metric = "acc"},
     {.name = "STS-B", .files = {"train.tsv", "dev.tsv", NULL, "test.tsv", NULL}, .labelled_header = 1,
      .col_a = "sentence1", .col_b = "sentence2", .col_label = "score", .col_id = "index", .regression = 1,
      .num_labels = 1, .main_metric = "pearson"},
     {.name = "QQP", .files = {"train.tsv", "dev.tsv", NULL, "test.tsv", NULL}, .labelled_header = 1,
      .col_a = "question1", .col_b = "question2", .col_label = "is_duplicate", .col_id = "id", .num_labels = 2,
-     .label_values = {"0", "1"}, .label_names = {"not_duplicate", "duplicate"}, .main_metric = "acc"},
+     .label_values = (const char *const[]){"0", "1"}, .label_names = (const char *const[]){"not_duplicate", "duplicate"}, .main_metric = "acc"},
     {.name = "MNLI",
      .files = {"train.tsv", "dev_matched.tsv", "dev_mismatched.tsv", "test_matched.tsv", "test_mismatched.tsv"},
      .labelled_header = 1, .col_a = "sentence1", .col_b = "sentence2", .col_label = "gold_label",
-     .col_id = "index", .num_labels = 3, .label_values = {"entailment", "neutral", "contradiction"},
-     .label_names = {"entailment", "neutral", "contradiction"}, .main_metric = "acc"},
+     .col_id = "index", .num_labels = 3, .label_values = (const char *const[]){"entailment", "neutral", "contradiction"},
+     .label_names = (const char *const[]){"entailment", "neutral", "contradiction"}, .main_metric = "acc"},
     {.name = "QNLI", .files = {"train.tsv", "dev.tsv", NULL, "test.tsv", NULL}, .labelled_header = 1,
      .col_a = "question", .col_b = "sentence", .col_label = "label", .col_id = "index", .num_labels = 2,
-     .label_values = {"entailment", "not_entailment"}, .label_names = {"entailment", "not_entailment"},
+     .label_values = (const char *const[]){"entailment", "not_entailment"}, .label_names = (const char *const[]){"entailment", "not_entailment"},
      .main_metric = "acc"},
     {.name = "RTE", .files = {"train.tsv", "dev.tsv", NULL, "test.tsv", NULL}, .labelled_header = 1,
      .col_a = "sentence1", .col_b = "sentence2", .col_label = "label", .col_id = "index", .num_labels = 2,
-     .label_values = {"entailment", "not_entailment"}, .label_names = {"entailment", "not_entailment"},
+     .label_values = (const char *const[]){"entailment", "not_entailment"}, .label_names = (const char *const[]){"entailment", "not_entailment"},
      .main_metric = "acc"},
     {.name = "WNLI", .files = {"train.tsv", "dev.tsv", NULL, "test.tsv", NULL}, .labelled_header = 1,
      .col_a = "sentence1", .col_b = "sentence2", .col_label = "label", .col_id = "index", .num_labels = 2,
-     .label_values = {"0", "1"}, .label_names = {"not_entailment", "entailment"}, .main_metric = "acc"},
+     .label_values = (const char *const[]){"0", "1"}, .label_names = (const char *const[]){"not_entailment", "entailment"}, .main_metric = "acc"},
 };
 #define NTASKS (sizeof TASKS / sizeof TASKS[0])
 
@@ -127,7 +127,7 @@ static int find_col(char **cols, int n, const char *name) {
 
 /* Parses a class label; returns the id or -1. */
 static int parse_label(const cl_glue_task *t, const char *s) {
-    for (int k = 0; k < t->num_labels; k++)
+    for (int k = 0; t->label_values && k < t->num_labels; k++)
         if (t->label_values[k] && strcmp(s, t->label_values[k]) == 0) return k;
     return -1;
 }

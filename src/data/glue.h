@@ -41,8 +41,8 @@ typedef struct cl_glue_task {
     const char *col_id;        /* id column of test files ("index", "id") */
     int regression;            /* STS-B */
     int num_labels;            /* classes (1 for regression) */
-    const char *label_values[CL_GLUE_MAX_LABELS]; /* the label strings as written in the files, by class id */
-    const char *label_names[CL_GLUE_MAX_LABELS];  /* human-readable names, by class id */
+    const char *const *label_values; /* num_labels strings as written in the files, by class id (NULL: regression) */
+    const char *const *label_names;  /* num_labels human-readable names, by class id */
     const char *main_metric;   /* the metric used for model selection (a name from cl_task_metrics) */
 } cl_glue_task;
 
@@ -114,5 +114,9 @@ size_t cl_paper_dev_size(size_t n);
 int cl_glue_make_splits(const cl_glue_task *t, const char *dir, cl_protocol p, uint64_t seed,
                         const cl_glue_read_opts *opts, cl_glue_splits *out, cl_error *err);
 void cl_glue_splits_free(cl_glue_splits *s);
+/* The paper protocol's split of FULL (consumed): dev = the first round(10%) of FULL shuffled with SEED, train the
+ * rest, in shuffled order. WHAT names the source in messages. */
+int cl_paper_split(cl_dataset *full, uint64_t seed, cl_dataset *train, cl_dataset *dev, const char *what,
+                   cl_error *err);
 
 #endif

@@ -60,18 +60,28 @@ int cl_glue_make_splits(const cl_glue_task *t, const char *dir, cl_protocol p, u
         return 0;
     }
     out->test = official_dev;
-    size_t n = full.n, ndev = cl_paper_dev_size(n);
-    if (ndev == 0 || ndev >= n) {
-        cl_dataset_free(&full);
+    char what[4200];
+    snprintf(what, sizeof what, "%s/%s", dir, t->files[CL_SPLIT_TRAIN]);
+    if ((rc = cl_paper_split(&full, seed, &out->train, &out->dev, what, err))) {
         cl_glue_splits_free(out);
-        return cl_errf(err, CL_EFORMAT, "%s/%s: %zu training rows are too few to hold out 10%% as dev", dir,
-                       t->files[CL_SPLIT_TRAIN], n);
+        return rc;
+    }
+    return 0;
+}
+
+int cl_paper_split(cl_dataset *full, uint64_t seed, cl_dataset *train, cl_dataset *dev, const char *what,
+                   cl_error *err) {
+    memset(train, 0, sizeof *train);
+    memset(dev, 0, sizeof *dev);
+    size_t n = full->n, ndev = cl_paper_dev_size(n);
+    if (ndev == 0 || ndev >= n) {
+        cl_dataset_free(full);
+        return cl_errf(err, CL_EFORMAT, "%s: %zu training rows are too few to hold out 10%% as dev", what, n);
     }
     cl_error e2 = {0};
     size_t *perm = cl_alloc(n, sizeof *perm, &e2);
     if (!perm) {
-        cl_dataset_free(&full);
-        cl_glue_splits_free(out);
+        cl_dataset_free(full);
         return cl_errf(err, CL_ENOMEM, "%s", e2.msg);
     }
     for (size_t i = 0; i < n; i++) perm[i] = i;
@@ -83,10 +93,10 @@ int cl_glue_make_splits(const cl_glue_task *t, const char *dir, cl_protocol p, u
         perm[i] = perm[j];
         perm[j] = tmp;
     }
-    rc = cl_dataset_subset(&full, perm, ndev, &out->dev, err);
-    if (!rc) rc = cl_dataset_subset(&full, perm + ndev, n - ndev, &out->train, err);
+    int rc = cl_dataset_subset(full, perm, ndev, dev, err);
+    if (!rc) rc = cl_dataset_subset(full, perm + ndev, n - ndev, train, err);
     cl_free(perm);
-    cl_dataset_free(&full);
-    if (rc) { cl_glue_splits_free(out); return rc; }
-    return 0;
+    cl_dataset_free(full);
+    if (rc) cl_dataset_free(train), cl_dataset_free(dev);
+    return rc;
 }

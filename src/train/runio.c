@@ -60,8 +60,23 @@ int cl_run_write_json(const cl_tctx *c, const char *path, const cl_train_result 
     add_path(op, "model_dir", o->model_dir, o->out_dir);
     add_path(op, "tokenizer_dir", o->tokenizer_dir, o->out_dir);
     cJSON_AddStringToObject(op, "task", c->task->name);
-    add_path(op, "data_dir", o->data_dir, o->out_dir);
-    add_path(op, "task_dir", c->task_dir, o->out_dir);
+    if (o->train_file) { /* the user's own files */
+        add_path(op, "train_file", o->train_file, o->out_dir);
+        add_path(op, "dev_file", o->dev_file, o->out_dir);
+        add_path(op, "test_file", o->test_file, o->out_dir);
+        cJSON_AddStringToObject(op, "text_columns", o->text_columns ? o->text_columns : "sentence");
+        cJSON_AddStringToObject(op, "label_column", o->label_column ? o->label_column : "label");
+        cJSON_AddStringToObject(op, "problem", cl_problem_name(c->utask.problem));
+        static const char *fmts[] = {"auto", "tsv", "csv", "jsonl"};
+        cJSON_AddStringToObject(op, "format", fmts[o->format]);
+        /* the label set inferred from the training file, by class id */
+        cJSON *ls = cJSON_AddArrayToObject(r, "labels");
+        for (int k = 0; c->utask.labels && k < c->task->num_labels; k++)
+            cJSON_AddItemToArray(ls, cJSON_CreateString(c->utask.labels[k]));
+    } else {
+        add_path(op, "data_dir", o->data_dir, o->out_dir);
+        add_path(op, "task_dir", c->task_dir, o->out_dir);
+    }
     add_path(op, "out_dir", o->out_dir, NULL);
     cJSON_AddStringToObject(op, "protocol", proto_name(o->protocol));
     cJSON_AddNumberToObject(op, "lr", o->lr);
@@ -197,12 +212,27 @@ int cl_run_read_opts(const char *path, cl_train_opts *o, char *buf, size_t left,
     o->model_dir = jpath(op, "model_dir", run_dir, &buf, &left);
     o->tokenizer_dir = jpath(op, "tokenizer_dir", run_dir, &buf, &left);
     o->task = jstr(op, "task", &buf, &left);
-    o->data_dir = jpath(op, "data_dir", run_dir, &buf, &left);
+    o->train_file = jpath(op, "train_file", run_dir, &buf, &left);
+    if (o->train_file && *o->train_file) { /* the user's own files */
+        o->task = NULL;
+        o->dev_file = jpath(op, "dev_file", run_dir, &buf, &left);
+        o->test_file = jpath(op, "test_file", run_dir, &buf, &left);
+        if (o->dev_file && !*o->dev_file) o->dev_file = NULL;
+        if (o->test_file && !*o->test_file) o->test_file = NULL;
+        o->text_columns = jstr(op, "text_columns", &buf, &left);
+        o->label_column = jstr(op, "label_column", &buf, &left);
+        const char *pb = jstr(op, "problem", &buf, &left), *fm = jstr(op, "format", &buf, &left);
+        if (!pb || cl_problem_parse(pb, &o->problem, err)) o->problem = CL_PROBLEM_AUTO;
+        if (!fm || !strcmp(fm, "auto") || cl_file_format_parse(fm, &o->format, err)) o->format = CL_FMT_AUTO;
+    } else {
+        o->train_file = NULL;
+        o->data_dir = jpath(op, "data_dir", run_dir, &buf, &left);
+    }
     const char *proto = jstr(op, "protocol", &buf, &left);
     o->ad.target_modules = jstr(ad, "target_modules", &buf, &left);
     o->ad.layers = jstr(ad, "layers", &buf, &left);
     double v;
-    int bad = !o->model_dir || !o->task || !o->data_dir || !proto || !o->ad.target_modules;
+    int bad = !o->model_dir || (!o->train_file && (!o->task || !o->data_dir)) || !proto || !o->ad.target_modules;
 #define NUM(obj, key, dst, type) bad |= jnum(obj, key, &v) != 0; if (!bad) dst = (type)v
     NUM(op, "lr", o->lr, float);
     NUM(op, "batch_size", o->batch_size, int);
@@ -303,7 +333,21 @@ int cl_run_save_checkpoint(cl_tctx *c, const char *dir, int64_t step, const cl_m
     cl_st_writer_free(w);
     if (rc) return rc;
     snprintf(path, sizeof path, "%s/adapter_config.json", dir);
-    return cl_peft_write_config(path, c->ad, c->o.model_dir, c->o.train_pooler, err);
+    if ((rc = cl_peft_write_config(path, c->ad, c->o.model_dir, c->o.train_pooler, err))) return rc;
+    /* labels.json: the head's label names (GLUE's, or those inferred from the user's training file) and
+     * transformers' problem_type, for predict and merge (adapter_config.json cannot carry them: PEFT refuses
+     * unknown keys) */
+    cJSON *lj = cJSON_CreateObject(), *i2l = cJSON_AddObjectToObject(lj, "id2label");
+    cJSON_AddStringToObject(lj, "problem_type", c->task->regression ? "regression" : "single_label_classification");
+    for (int k = 0; !c->task->regression && c->task->label_names && k < c->task->num_labels; k++) {
+        char key[24];
+        snprintf(key, sizeof key, "%d", k);
+        cJSON_AddStringToObject(i2l, key, c->task->label_names[k] ? c->task->label_names[k] : "");
+    }
+    snprintf(path, sizeof path, "%s/labels.json", dir);
+    rc = cl_json_save(lj, path, err);
+    cJSON_Delete(lj);
+    return rc;
 }
 
 int cl_run_load_state(cl_tctx *c, const char *dir, cl_error *err) {

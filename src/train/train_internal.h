@@ -7,6 +7,7 @@
 #include "data/glue.h"
 #include "model/encoder.h"
 #include "tokenizer/tokenizer.h"
+#include "data/userdata.h"
 #include "train/trainer.h"
 
 #ifndef CONDLORA_VERSION
@@ -30,7 +31,8 @@ typedef struct {
     cl_train_opts o;
     char run_id[33];   /* the run's identity: run.json "run_id", and every checkpoint's trainer_state.json */
     char task_dir[4096];
-    const cl_glue_task *task;
+    const cl_glue_task *task;  /* a GLUE task's, or &utask.task for the user's own files */
+    cl_user_task utask;
     cl_glue_splits splits;
     cl_tokenizer *tok;
     cl_model model;

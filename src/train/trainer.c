@@ -54,6 +54,7 @@ const cl_paper_preset *cl_paper_preset_find(const char *task) {
 }
 
 int cl_train_apply_paper_preset(cl_train_opts *o, cl_error *err) {
+    o->preset_paper = 1;
     const cl_paper_preset *p = o->task ? cl_paper_preset_find(o->task) : NULL;
     if (!p)
         return cl_errf(err, CL_EUSAGE, "option --preset: the paper gives no settings for task '%s' (it has CoLA, SST-2, "
@@ -104,8 +105,21 @@ uint64_t cl_train_step_seed(uint64_t seed, int64_t step, int stream) {
 
 static int validate_opts(const cl_train_opts *o, int need_out, cl_error *err) {
     if (!o->model_dir || !*o->model_dir) return cl_errf(err, CL_EUSAGE, "option --model: a model directory is required");
-    if (!o->task || !*o->task) return cl_errf(err, CL_EUSAGE, "option --task: a GLUE task name is required");
-    if (!o->data_dir || !*o->data_dir) return cl_errf(err, CL_EUSAGE, "option --data: a data directory is required");
+    if (o->train_file) {
+        if ((o->task && *o->task) || (o->data_dir && *o->data_dir))
+            return cl_errf(err, CL_EUSAGE, "option --train: your own files (--train, --dev, --test) or a GLUE task "
+                           "(--task, --data), not both");
+        if (o->preset_paper)
+            return cl_errf(err, CL_EUSAGE, "option --preset: the paper's settings are for GLUE tasks");
+    } else {
+        if (o->dev_file || o->test_file)
+            return cl_errf(err, CL_EUSAGE, "option --%s: needs --train", o->dev_file ? "dev" : "test");
+        if (!o->task || !*o->task)
+            return cl_errf(err, CL_EUSAGE, "option --task: a GLUE task name (or your own files: --train FILE) is "
+                           "required");
+        if (!o->data_dir || !*o->data_dir)
+            return cl_errf(err, CL_EUSAGE, "option --data: a data directory is required");
+    }
     if (need_out && (!o->out_dir || !*o->out_dir))
         return cl_errf(err, CL_EUSAGE, "option --out: a run directory is required");
     if (!(o->lr > 0) || !isfinite(o->lr)) return cl_errf(err, CL_EUSAGE, "option --lr: %g is not > 0", o->lr);
@@ -195,6 +209,7 @@ static void tctx_free(cl_tctx *c) {
     cl_tokenizer_free(c->tok);
     tokset_free(&c->tr), tokset_free(&c->dev), tokset_free(&c->test);
     cl_glue_splits_free(&c->splits);
+    cl_user_task_free(&c->utask);
     free(c->b_ids), free(c->b_types), free(c->b_len), free(c->b_lab), free(c->b_tgt);
     free(c->pred), free(c->pred_score), free(c->best_param);
     memset(c, 0, sizeof *c);
@@ -210,6 +225,15 @@ static int tctx_setup(cl_tctx *c, const cl_train_opts *o, int need_out, int tok_
         omp_set_num_threads(o->threads);
         openblas_set_num_threads(o->threads);
     }
+    cl_user_opts uo = {o->train_file, o->dev_file, o->test_file, o->text_columns, o->label_column, o->problem,
+                       o->format};
+    if (o->train_file) {
+        /* the user's own files: read (every row checked) now; the task is the one they define */
+        if ((rc = cl_user_load(&uo, o->seed, &c->utask, &c->splits, err))) return rc;
+        c->task = &c->utask.task;
+        snprintf(c->task_dir, sizeof c->task_dir, "%s", o->train_file);
+        goto model;
+    }
     if ((rc = cl_glue_task_lookup(o->task, &c->task, err))) return cl_err_prefix(err, "option --task"), rc;
     /* data: the GLUE root holding TASK/, or the task directory itself */
     if (!is_dir(o->data_dir))
@@ -219,6 +243,7 @@ static int tctx_setup(cl_tctx *c, const cl_train_opts *o, int need_out, int tok_
     snprintf(c->task_dir, sizeof c->task_dir, "%s/%s", o->data_dir, c->task->name);
     if (!is_dir(c->task_dir)) snprintf(c->task_dir, sizeof c->task_dir, "%s", o->data_dir);
     if ((rc = cl_glue_check_dir(c->task, c->task_dir, err))) return rc;
+model:
     /* model directory and tokenizer */
     if (!is_dir(o->model_dir))
         return cl_errf(err, CL_EMISSING, "option --model: %s is not a directory (fetch the default model with "
@@ -237,8 +262,10 @@ static int tctx_setup(cl_tctx *c, const cl_train_opts *o, int need_out, int tok_
     if (o->max_length > maxpos)
         return cl_errf(err, CL_EUSAGE, "option --max-length: %d is more than the %d positions of %s/config.json",
                        o->max_length, maxpos, o->model_dir);
-    /* data: every row is read and checked now */
-    if ((rc = cl_glue_make_splits(c->task, c->task_dir, o->protocol, o->seed, NULL, &c->splits, err))) return rc;
+    /* data: every row is read and checked now (own files: already) */
+    if (!o->train_file &&
+        (rc = cl_glue_make_splits(c->task, c->task_dir, o->protocol, o->seed, NULL, &c->splits, err)))
+        return rc;
     if (c->splits.train.n == 0) return cl_errf(err, CL_EFORMAT, "%s: no training rows", c->task_dir);
     if (c->splits.dev.n == 0) return cl_errf(err, CL_EFORMAT, "%s: no dev rows", c->task_dir);
     if (tok_train && (rc = tokenize_set(c, &c->splits.train, "train", &c->tr, o->max_train, err))) return rc;
@@ -374,8 +401,18 @@ const char *cl_train_opts_diff(const cl_train_opts *a, const cl_train_opts *b) {
     D(path_eq(a->model_dir, b->model_dir), "model");
     D(path_eq(a->tokenizer_dir ? a->tokenizer_dir : a->model_dir, b->tokenizer_dir ? b->tokenizer_dir : b->model_dir),
       "tokenizer");
-    D(cl_glue_find_task(a->task ? a->task : "") == cl_glue_find_task(b->task ? b->task : ""), "task");
+    D(cl_glue_find_task(a->task ? a->task : "") == cl_glue_find_task(b->task ? b->task : "") &&
+      !(a->task && *a->task) == !(b->task && *b->task), "task");
     D(path_eq(a->data_dir, b->data_dir), "data");
+    D(path_eq(a->train_file, b->train_file), "train");
+    D(path_eq(a->dev_file, b->dev_file), "dev");
+    D(path_eq(a->test_file, b->test_file), "test");
+    D(str_eq(a->text_columns ? a->text_columns : "sentence", b->text_columns ? b->text_columns : "sentence"),
+      "text-columns");
+    D(str_eq(a->label_column ? a->label_column : "label", b->label_column ? b->label_column : "label"),
+      "label-column");
+    D(a->problem == b->problem || a->problem == CL_PROBLEM_AUTO || b->problem == CL_PROBLEM_AUTO, "problem");
+    D(a->format == b->format || a->format == CL_FMT_AUTO || b->format == CL_FMT_AUTO, "format");
     D(path_eq(a->out_dir, b->out_dir), "out");
     D(a->lr == b->lr, "lr");
     D(a->weight_decay == b->weight_decay, "weight-decay");

@@ -27,6 +27,7 @@
 #include "adapters/adapter.h"
 #include "core/error.h"
 #include "data/glue.h"
+#include "data/userdata.h"
 #include "data/metrics.h"
 
 typedef struct {
@@ -34,6 +35,14 @@ typedef struct {
     const char *tokenizer_dir; /* NULL: model_dir */
     const char *task;          /* GLUE task name */
     const char *data_dir;      /* the GLUE root (holding TASK/) or the task's own directory */
+    /* or the user's own files instead of task + data_dir (data/userdata.h): train, dev (NULL: 10% of train held
+     * out), test (optional, labelled); text and label columns by name; problem (auto, classification,
+     * regression); format (auto: by extension) */
+    const char *train_file, *dev_file, *test_file;
+    const char *text_columns, *label_column;
+    cl_problem problem;
+    cl_file_format format;
+    int preset_paper;          /* --preset paper was given */
     const char *out_dir;       /* RUN_DIR: new or empty; an existing run only with overwrite */
     int overwrite;             /* --overwrite: an existing run in out_dir is removed (after every input has been
                                   checked, just before the new run starts); a non-run directory is never removed */
