@@ -3,6 +3,7 @@
  * stopping, best-checkpoint reload, bad input. */
 #include <cjson/cJSON.h>
 #include <dirent.h>
+#include <math.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -765,6 +766,100 @@ TEST(cli_eval_and_analyze_of_a_run) {
           "eval of a damaged adapter: status %d", st);
 }
 
+/* TSV rows "text<TAB>0|1" of the toy SST-2 file -> CSV with string labels (the first as "bad, really" to need
+ * quoting) and JSON Lines */
+static void convert_sst2(const char *tsv, const char *csv, const char *jsonl) {
+    FILE *in = fopen(tsv, "r"), *c = fopen(csv, "w"), *j = fopen(jsonl, "w");
+    char line[1024];
+    int first = 1;
+    fprintf(c, "id,review,sentiment\n");
+    for (int i = 0; in && c && j && fgets(line, sizeof line, in); i++) {
+        if (first) { first = 0; continue; }
+        char *tab = strchr(line, '\t');
+        if (!tab) continue;
+        *tab = 0;
+        int lab = atoi(tab + 1);
+        fprintf(c, "%d,\"%s\",%s\n", i, line, lab ? "good" : "\"bad, really\"");
+        fprintf(j, "{\"review\": \"%s\", \"sentiment\": %d}\n", line, lab);
+    }
+    if (in) fclose(in);
+    if (c) fclose(c);
+    if (j) fclose(j);
+}
+
+/* own data end to end through the CLI: train on CSV, TSV and JSON Lines, the label set in run.json and labels.json,
+ * predict --format labels (names, probabilities that sum to 1, the argmax label), resume and eval of such a run */
+TEST(own_data_end_to_end) {
+    char binabs[4096];
+    const char *bin = getenv("CL_BIN") && realpath(getenv("CL_BIN"), binabs) ? binabs : NULL;
+    if (!bin) {
+        SKIP("CL_BIN not set");
+        return;
+    }
+    char tsv[400], csv[400], jl[400], run[400], errf[500], outf[500], cmd[9000];
+    snprintf(tsv, sizeof tsv, "%s/SST-2/train.tsv", GLUE);
+    snprintf(csv, sizeof csv, "%s/own.csv", ROOT);
+    snprintf(jl, sizeof jl, "%s/own.jsonl", ROOT);
+    snprintf(errf, sizeof errf, "%s/own_err.txt", ROOT);
+    snprintf(outf, sizeof outf, "%s/own_pred.tsv", ROOT);
+    convert_sst2(tsv, csv, jl);
+    const char *files[3] = {csv, tsv, jl}, *cols[3] = {"review", "sentence", "review"},
+               *labs[3] = {"sentiment", "label", "sentiment"};
+    for (int f = 0; f < 3; f++) {
+        snprintf(run, sizeof run, "%s/own_run_%d", ROOT, f);
+        snprintf(cmd, sizeof cmd, "'%s' train --model '%s' --train '%s' --text-columns %s --label-column %s --method "
+                 "lora --out '%s' --batch-size 8 --max-length 32 --lr 5e-3 --threads 1 --quiet --epochs 2 "
+                 "--save-every 10 --stop-after 10 > /dev/null 2> '%s'", bin, MODEL, files[f], cols[f], labs[f], run,
+                 errf);
+        int st = system(cmd);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "train on %s: %d", files[f], st);
+        snprintf(cmd, sizeof cmd, "'%s' train --resume '%s' --quiet > /dev/null 2> '%s'", bin, run, errf);
+        st = system(cmd);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0 && exists(run, "final/adapter_model.safetensors"),
+              "resume %s: %d", run, st);
+        char p[600];
+        snprintf(p, sizeof p, "%s/run.json", run);
+        CHECK(file_has(p, f == 0 ? "\"labels\":\t[\"bad, really\", \"good\"]" : "\"labels\":\t[\"0\", \"1\"]"),
+              "%s: run.json labels", run);
+        snprintf(p, sizeof p, "%s/best/labels.json", run);
+        CHECK(file_has(p, f == 0 ? "\"bad, really\"" : "\"1\""), "%s: labels.json", run);
+    }
+    /* predict the CSV by column name with the CSV run: label names and probabilities */
+    snprintf(run, sizeof run, "%s/own_run_0", ROOT);
+    snprintf(cmd, sizeof cmd, "'%s' predict --model '%s' --adapter '%s' --input '%s' --text-columns review --format "
+             "labels > '%s' 2> '%s'", bin, MODEL, run, csv, outf, errf);
+    int st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "predict: %d", st);
+    FILE *f = fopen(outf, "r");
+    char line[512];
+    int rows = 0, ok = 1, right = 0;
+    if (f && fgets(line, sizeof line, f)) CHECK(!strcmp(line, "index\tlabel\tbad, really\tgood\n"), "header: %s", line);
+    while (f && fgets(line, sizeof line, f)) {
+        char name[64];
+        int idx;
+        double p0, p1;
+        char *t1 = strchr(line, '\t'), *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
+        if (!t1 || !t2 || sscanf(line, "%d", &idx) != 1 || sscanf(t2 + 1, "%lf\t%lf", &p0, &p1) != 2) { ok = 0; break; }
+        snprintf(name, sizeof name, "%.*s", (int)(t2 - t1 - 1), t1 + 1);
+        ok &= idx == rows && fabs(p0 + p1 - 1) < 1e-5 && !strcmp(name, p0 > p1 ? "bad, really" : "good");
+        rows++;
+        right += 1;
+    }
+    if (f) fclose(f);
+    CHECK(ok && rows == 160, "predictions: %d rows, consistent %d", rows, ok);
+    (void)right;
+    /* eval of the JSONL run (its files by the paths in run.json) */
+    snprintf(run, sizeof run, "%s/own_run_2", ROOT);
+    snprintf(cmd, sizeof cmd, "'%s' eval --run '%s' --split dev > '%s' 2> '%s'", bin, run, outf, errf);
+    st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0 && file_has(outf, "\"acc\""), "eval of an own-data run: %d", st);
+    /* --task with --train is a usage error */
+    snprintf(cmd, sizeof cmd, "'%s' train --model '%s' --train '%s' --task SST-2 --out '%s/x' 2> '%s'", bin, MODEL, csv,
+             ROOT, errf);
+    st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2 && file_has(errf, "not both"), "--train with --task: %d", st);
+}
+
 int main(void) {
     snprintf(ROOT, sizeof ROOT, "/tmp/cl_test_train_%d", (int)getpid());
     snprintf(MODEL, sizeof MODEL, "%s/model", ROOT);
@@ -786,6 +881,7 @@ int main(void) {
     RUN(cli_signals_faults_and_full_disk);
     RUN(run_directory_safety);
     RUN(cli_eval_and_analyze_of_a_run);
+    RUN(own_data_end_to_end);
     if (!getenv("CL_KEEP_TMP")) {
         char cmd[600];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", ROOT);

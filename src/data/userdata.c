@@ -214,8 +214,14 @@ static int parse_delimited(rctx *x, char *text, size_t len, int csv, rows_t *out
         if (nf == 1 && !*f[0]) continue; /* a blank line */
         if (!have_header) {
             rc = map_header(x, f, nf, idx);
-            have_header = 1;
+            have_header = nf;
             continue;
+        }
+        if (nf != have_header) {
+            rc = cl_errf(x->err, CL_EFORMAT, "%s:%d: %d field%s, but the header names %d columns%s", x->path,
+                         start_line, nf, nf == 1 ? "" : "s", have_header,
+                         csv ? " (a field holding a comma must be in double quotes)" : "");
+            break;
         }
         rc = take(x, out, f, nf, idx, start_line);
     }
