@@ -198,6 +198,29 @@ int cl_path_relative(const char *base_dir, const char *path, char *rel, size_t n
     return o < n ? 0 : -1;
 }
 
+long long cl_utf8_invalid_at(const void *p, size_t n) {
+    const unsigned char *s = p;
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        if (c < 0x80) { i++; continue; }
+        size_t len;
+        uint32_t cp, min;
+        if (c >= 0xC2 && c <= 0xDF) { len = 2; cp = c & 0x1F; min = 0x80; }
+        else if (c >= 0xE0 && c <= 0xEF) { len = 3; cp = c & 0x0F; min = 0x800; }
+        else if (c >= 0xF0 && c <= 0xF4) { len = 4; cp = c & 0x07; min = 0x10000; }
+        else return (long long)i;
+        if (n - i < len) return (long long)i;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) return (long long)i;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return (long long)i;
+        i += len;
+    }
+    return -1;
+}
+
 void cl_random_id(char out[33]) {
     unsigned char b[16];
     int ok = 0;

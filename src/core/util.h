@@ -36,6 +36,8 @@ int cl_dir_nonempty(const char *path);
  * ("../data/glue"), both from absolute forms. Return 0, or -1 when a result does not fit. */
 int cl_path_abs(const char *path, char *abs, size_t n);
 int cl_path_relative(const char *base_dir, const char *path, char *rel, size_t n);
+/* Strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF): the byte offset of the first invalid sequence, or -1 */
+long long cl_utf8_invalid_at(const void *s, size_t n);
 /* 32 hex digits from the kernel's random source (a run's identity), or from time and pid where it is absent */
 void cl_random_id(char out[33]);
 

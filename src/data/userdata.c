@@ -61,27 +61,7 @@ static int rows_push(rows_t *t, urow r, cl_error *err) {
     return 0;
 }
 
-/* offset of the first invalid UTF-8 byte, or -1 */
-static long bad_utf8(const unsigned char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        if (c < 0x80) { i++; continue; }
-        size_t k;
-        uint32_t cp, min;
-        if (c >= 0xC2 && c <= 0xDF) k = 1, cp = c & 0x1F, min = 0x80;
-        else if (c >= 0xE0 && c <= 0xEF) k = 2, cp = c & 0x0F, min = 0x800;
-        else if (c >= 0xF0 && c <= 0xF4) k = 3, cp = c & 0x07, min = 0x10000;
-        else return (long)i;
-        for (size_t j = 1; j <= k; j++) {
-            if (i + j >= n || (s[i + j] & 0xC0) != 0x80) return (long)i;
-            cp = (cp << 6) | (s[i + j] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return (long)i;
-        i += k + 1;
-    }
-    return -1;
-}
+static long bad_utf8(const unsigned char *s, size_t n) { return (long)cl_utf8_invalid_at(s, n); }
 
 typedef struct {
     const char *path;

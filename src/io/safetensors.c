@@ -37,28 +37,8 @@ int cl_dtype_parse(const char *s, cl_dtype *out) {
 }
 
 /* ---------------------------------------------------------------------------------------------------------------- */
-/* Pass 1: UTF-8. Returns the byte offset of the first invalid sequence, or -1 when valid. */
-static long long utf8_invalid_at(const uint8_t *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = s[i];
-        if (c < 0x80) { i++; continue; }
-        size_t len;
-        uint32_t cp, min;
-        if (c >= 0xC2 && c <= 0xDF) { len = 2; cp = c & 0x1F; min = 0x80; }
-        else if (c >= 0xE0 && c <= 0xEF) { len = 3; cp = c & 0x0F; min = 0x800; }
-        else if (c >= 0xF0 && c <= 0xF4) { len = 4; cp = c & 0x07; min = 0x10000; }
-        else return (long long)i;
-        if (n - i < len) return (long long)i;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80) return (long long)i;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return (long long)i;
-        i += len;
-    }
-    return -1;
-}
+/* Pass 1: UTF-8 (cl_utf8_invalid_at, core/util.h). */
+#define utf8_invalid_at cl_utf8_invalid_at
 
 /* Pass 2: strict JSON grammar scan with exact number tokens. */
 enum { NUM_OK = 0, NUM_NEGATIVE, NUM_FRACTION, NUM_EXPONENT, NUM_TOO_LARGE };

@@ -35,29 +35,12 @@ void cl_config_free(cl_config *c) {
 /* Strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF); raw control bytes other than \t \n \r are refused too
  * (they are not valid anywhere in JSON text). Returns the offset of the first bad byte, or -1. */
 static long bad_utf8(const unsigned char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        if (c < 0x80) {
-            if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') return (long)i;
-            i++;
-            continue;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < 0x20 && s[i] != '\t' && s[i] != '\n' && s[i] != '\r') {
+            long long u = cl_utf8_invalid_at(s, i); /* an invalid sequence before the control byte comes first */
+            return u >= 0 ? (long)u : (long)i;
         }
-        size_t k;
-        uint32_t cp, min;
-        if (c >= 0xC2 && c <= 0xDF) { k = 1; cp = c & 0x1F; min = 0x80; }
-        else if (c >= 0xE0 && c <= 0xEF) { k = 2; cp = c & 0x0F; min = 0x800; }
-        else if (c >= 0xF0 && c <= 0xF4) { k = 3; cp = c & 0x07; min = 0x10000; }
-        else return (long)i;
-        if (i + k >= n) return (long)i; /* truncated sequence */
-        for (size_t j = 1; j <= k; j++) {
-            if ((s[i + j] & 0xC0) != 0x80) return (long)i;
-            cp = (cp << 6) | (s[i + j] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return (long)i;
-        i += k + 1;
-    }
-    return -1;
+    return (long)cl_utf8_invalid_at(s, n);
 }
 
 typedef struct {
