@@ -4,7 +4,9 @@
 Builds tiny random RobertaForSequenceClassification and BertForSequenceClassification models (2 and 1 labels, one
 with the tanh GELU), saves each as a model directory (config.json + model.safetensors) under tests/data/encoder/NAME,
 runs one padded batch in eval mode with labels, and writes NAME/ref.safetensors with:
-  input_ids, token_type_ids, lengths, labels | targets   the batch (int32 / float32)
+  input_ids, token_type_ids, lengths, labels | targets | multi_targets   the batch (int32 / float32; multi_targets
+                                                        (B, num_labels) 0/1 for problem_type multi_label_classification:
+                                                        BCEWithLogitsLoss, the mean over B x num_labels)
   logits, loss, hidden_states (L+1, B, T, H)
   grad.<parameter name>                                   gradients of the head's parameters (the only trainable ones)
   input_embeds_grad (B, T, H)                             d loss / d (word embedding output)
@@ -32,9 +34,12 @@ tests/data/encoder/mpnet_ref.safetensors: the first 6 RTE dev sentence pairs of 
 tokenized as pairs (<s> A </s></s> B </s>) by transformers' AutoTokenizer (tokenizer.json), right-padded with id 1:
 input_ids, token_type_ids (all zero), lengths (I32) and MPNetModel's last_hidden_state (eval, fp32).
 
---only bert_roberta | mpnet restricts the tiny fixtures to one family (default: all of them).
+Multi-label heads (problem_type "multi_label_classification"): roberta_multi (4 labels, lengths [8, 3, 11, 6],
+seed 7) and mpnet_multi (3 labels, lengths [30, 5, 17], seed 8, bias std 1.5).
 
-Run: /usr/bin/python3 scripts/gen_encoder_refs.py [--only bert_roberta|mpnet] [--minilm DIR] [--mpnet DIR]
+--only bert_roberta | mpnet | multi restricts the tiny fixtures to one family (default: all of them).
+
+Run: /usr/bin/python3 scripts/gen_encoder_refs.py [--only bert_roberta|mpnet|multi] [--minilm DIR] [--mpnet DIR]
   (the MPNet fixtures alone: /usr/bin/python3 scripts/gen_encoder_refs.py --only mpnet [--mpnet DIR])
 """
 import argparse
@@ -93,7 +98,10 @@ def run_one(name, arch, cfg, lengths, seed, bias_std=None):
 
     ids, types, mask = make_batch(cfg, arch, gen, lengths)
     B = len(lengths)
-    if cfg.num_labels == 1:
+    multi = cfg.problem_type == "multi_label_classification"
+    if multi:
+        labels = (torch.rand(B, cfg.num_labels, generator=gen) < 0.5).float()
+    elif cfg.num_labels == 1:
         labels = torch.randn(B, generator=gen) * 1.5
     else:
         labels = torch.randint(0, cfg.num_labels, (B,), generator=gen)
@@ -126,7 +134,9 @@ def run_one(name, arch, cfg, lengths, seed, bias_std=None):
         "hidden_states": torch.stack([x.detach() for x in out.hidden_states]).contiguous(),
         "input_embeds_grad": captured["emb"].grad.detach().contiguous(),
     }
-    if cfg.num_labels == 1:
+    if multi:
+        t["multi_targets"] = labels.contiguous()
+    elif cfg.num_labels == 1:
         t["targets"] = labels.float()
     else:
         t["labels"] = labels.to(torch.int32)
@@ -208,6 +218,20 @@ def tiny_mpnet():
     mpnet_buckets()
 
 
+def tiny_multi():
+    common = dict(hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1, initializer_range=0.2,
+                  problem_type="multi_label_classification")
+    run_one("roberta_multi", "roberta",
+            RobertaConfig(hidden_size=32, num_hidden_layers=2, intermediate_size=64, num_labels=4, vocab_size=64,
+                          max_position_embeddings=24, type_vocab_size=1, pad_token_id=1, bos_token_id=0,
+                          eos_token_id=2, layer_norm_eps=1e-5, num_attention_heads=4, **common), [8, 3, 11, 6], 7)
+    run_one("mpnet_multi", "mpnet",
+            MPNetConfig(hidden_size=24, num_hidden_layers=2, num_attention_heads=3, intermediate_size=48, num_labels=3,
+                        vocab_size=64, max_position_embeddings=130, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+                        hidden_act="gelu", relative_attention_num_buckets=32, **common), [30, 5, 17], 8,
+            bias_std=1.5)
+
+
 def table_bucket(d):
     """MPNET.md's bucket formula (double precision) for relative position d = key - query"""
     import math
@@ -282,7 +306,7 @@ def minilm(dirname):
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", choices=["bert_roberta", "mpnet"], help="write only this family's tiny fixtures")
+    ap.add_argument("--only", choices=["bert_roberta", "mpnet", "multi"], help="write only this family's tiny fixtures")
     ap.add_argument("--minilm", help="directory of all-MiniLM-L6-v2 (config.json, weights, vocab.txt)")
     ap.add_argument("--mpnet", help="directory of all-mpnet-base-v2 (config.json, model.safetensors, tokenizer.json)")
     a = ap.parse_args()
@@ -291,6 +315,8 @@ if __name__ == "__main__":
         tiny_models()
     if a.only in (None, "mpnet"):
         tiny_mpnet()
+    if a.only in (None, "multi"):
+        tiny_multi()
     if a.minilm:
         minilm(a.minilm)
     if a.mpnet:

@@ -76,6 +76,7 @@ static void check_model(const char *name) {
     int32_t *ids = ref_get(&r, "input_ids", &nids), *types = ref_get(&r, "token_type_ids", NULL);
     int32_t *len = ref_get(&r, "lengths", &nlen), *labels = ref_get(&r, "labels", NULL);
     float *targets = ref_get(&r, "targets", NULL), *rlog = ref_get(&r, "logits", NULL);
+    float *mtargets = ref_get(&r, "multi_targets", NULL);
     float *rloss = ref_get(&r, "loss", NULL), *rhs = ref_get(&r, "hidden_states", &nhs);
     float *remb = ref_get(&r, "input_embeds_grad", NULL);
     const int B = (int)nlen, T = (int)(nids / nlen), H = m.cfg.hidden_size, NL = m.cfg.num_layers;
@@ -86,7 +87,7 @@ static void check_model(const char *name) {
     if (!e) goto done;
     cl_batch bt = {ids, m.type_emb ? types : NULL, len, B, T};
     float *hs = calloc(nhs, sizeof(float));
-    cl_fwd_opts fo = {.labels = labels, .targets = targets, .hidden_states = hs};
+    cl_fwd_opts fo = {.labels = labels, .targets = targets, .multi_targets = mtargets, .hidden_states = hs};
     const float *logits;
     float loss;
     CHECK(cl_encoder_forward(e, &bt, &fo, &logits, &loss, &err) == 0, "%s", err.msg);
@@ -155,7 +156,7 @@ static void check_model(const char *name) {
     free(gdw), free(gdb), free(gow), free(gob), free(hs);
     cl_encoder_free(e);
 done:
-    free(ids), free(types), free(len), free(labels), free(targets), free(rlog), free(rloss), free(rhs), free(remb);
+    free(ids), free(types), free(len), free(labels), free(targets), free(mtargets), free(rlog), free(rloss), free(rhs), free(remb);
     cl_model_free(&m);
     cl_st_close(&r.st);
 }
@@ -167,6 +168,9 @@ TEST(bert_reg_tanh) { check_model("bert_reg_tanh"); }
 /* MPNet: relative-attention bias scaled to std 2 (a missing or transposed bias fails), one sequence of T >= 100 */
 TEST(mpnet_cls) { check_model("mpnet_cls"); }
 TEST(mpnet_reg) { check_model("mpnet_reg"); }
+/* problem_type multi_label_classification: BCEWithLogitsLoss over B x num_labels */
+TEST(roberta_multi) { check_model("roberta_multi"); }
+TEST(mpnet_multi) { check_model("mpnet_multi"); }
 
 /* ---- a toy low-rank adapter hook on every linear: checks call order and finite differences ---------------- */
 #define R 2
@@ -563,6 +567,8 @@ int main(void) {
     RUN(bert_reg_tanh);
     RUN(mpnet_cls);
     RUN(mpnet_reg);
+    RUN(roberta_multi);
+    RUN(mpnet_multi);
     RUN(mpnet_buckets);
     RUN(mpnet_no_token_types);
     RUN(hook_finite_differences);

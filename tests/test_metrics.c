@@ -96,6 +96,50 @@ TEST(scipy_correlation) {
     cJSON_Delete(refs);
 }
 
+/* multi-label: f1_micro, f1_macro and exact_match of cl_task_metrics on a multi-label task against sklearn */
+TEST(sklearn_multi_label) {
+    cJSON *refs = load_refs();
+    if (!refs) return;
+    int ncases = 0;
+    cJSON *c;
+    cJSON_ArrayForEach(c, refs) {
+        if (strcmp(cJSON_GetObjectItem(c, "kind")->valuestring, "multi") != 0) continue;
+        const char *name = cJSON_GetObjectItem(c, "name")->valuestring;
+        const cJSON *P = cJSON_GetObjectItem(c, "pred"), *G = cJSON_GetObjectItem(c, "gold");
+        int n = cJSON_GetArraySize(G), K = cJSON_GetObjectItem(c, "num_labels")->valueint;
+        int *pred = malloc((size_t)n * K * sizeof *pred);
+        char *sets = malloc((size_t)n * (K + 1));
+        cl_example *ex = calloc((size_t)n, sizeof *ex);
+        for (int i = 0; i < n; i++) {
+            for (int k = 0; k < K; k++) {
+                pred[i * K + k] = cJSON_GetArrayItem(cJSON_GetArrayItem(P, i), k)->valueint;
+                sets[i * (K + 1) + k] = cJSON_GetArrayItem(cJSON_GetArrayItem(G, i), k)->valueint ? '1' : '0';
+            }
+            sets[i * (K + 1) + K] = 0;
+            ex[i].multi = sets + i * (K + 1);
+            ex[i].label = -1;
+            ex[i].line = i + 2;
+        }
+        cl_glue_task t = {.name = "custom", .multi_label = 1, .num_labels = K, .main_metric = "f1_micro"};
+        cl_dataset d = {.ex = ex, .n = (size_t)n};
+        cl_metric_set ms;
+        cl_error err = {0};
+        CHECK(cl_task_metrics(&t, &d, pred, NULL, &ms, &err) == 0, "%s", err.msg);
+        NEAR_CASE(cl_metric_get(&ms, "f1_micro"), num(c, "f1_micro"), 1e-12, name);
+        NEAR_CASE(cl_metric_get(&ms, "f1_macro"), num(c, "f1_macro"), 1e-12, name);
+        NEAR_CASE(cl_metric_get(&ms, "exact_match"), num(c, "exact_match"), 1e-12, name);
+        NEAR_CASE(ms.main, num(c, "f1_micro"), 1e-12, name);
+        /* a gold row without its set is an error naming the example's line */
+        ex[1].multi = NULL;
+        CHECK(cl_task_metrics(&t, &d, pred, NULL, &ms, &err) == CL_EINVAL && strstr(err.msg, "line 3"), "%s",
+              err.msg);
+        free(pred), free(sets), free(ex);
+        ncases++;
+    }
+    CHECK(ncases == 5, "%d multi-label cases", ncases);
+    cJSON_Delete(refs);
+}
+
 TEST(hand_computed) {
     /* TP=3 TN=2 FP=1 FN=2: MCC = (6 - 2) / sqrt(4*5*3*4) = 4 / sqrt(240); F1 = 6 / (6 + 3) */
     int p[] = {1, 1, 1, 1, 0, 0, 0, 0}, g[] = {1, 1, 1, 0, 1, 1, 0, 0};
@@ -172,6 +216,7 @@ TEST(task_metrics) {
 int main(void) {
     RUN(sklearn_classification);
     RUN(scipy_correlation);
+    RUN(sklearn_multi_label);
     RUN(hand_computed);
     RUN(task_metrics);
     return tst_summary(__FILE__);

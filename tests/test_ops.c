@@ -245,6 +245,29 @@ TEST(losses) {
     for (int b = 0; b < B; b++) mref += ((double)y[b] - t[b]) * ((double)y[b] - t[b]);
     CHECK(fabs(m - mref / B) < 1e-9, "mse value");
     for (int b = 0; b < B; b++) CHECK(fabs(dy[b] - 2.0 * (y[b] - t[b]) / B) < 1e-6, "dmse");
+    /* BCEWithLogits: the value by its definition (-y log s - (1 - y) log(1 - s), stable for |x| = 40 where the naive
+     * form overflows), the gradient by central differences */
+    float x[B * L], yt[B * L], dx[B * L] = {0};
+    fill(x, B * L, 3.0);
+    x[0] = 40.0f, x[1] = -40.0f;
+    for (int i = 0; i < B * L; i++) yt[i] = (float)((i * 5) % 3 == 0);
+    yt[2] = 0.25f; /* soft targets are allowed */
+    double bce = cl_bce_logits_forward_backward(dx, x, yt, B * L, 1.0f), bref = 0;
+    for (int i = 0; i < B * L; i++) {
+        double sp = log1p(exp(-fabs((double)x[i]))) + (x[i] > 0 ? x[i] : 0); /* softplus(x) = -log(1 - s) */
+        bref += sp - yt[i] * (double)x[i];                                    /* -y log s - (1-y) log(1-s) */
+    }
+    CHECK(fabs(bce - bref / (B * L)) < 1e-9 && isfinite(bce), "bce value %.12g vs %.12g", bce, bref / (B * L));
+    for (int i = 0; i < B * L; i++) {
+        float s0 = x[i];
+        x[i] = s0 + 1e-2f;
+        double lp = cl_bce_logits_forward_backward(NULL, x, yt, B * L, 1.0f);
+        x[i] = s0 - 1e-2f;
+        double lm = cl_bce_logits_forward_backward(NULL, x, yt, B * L, 1.0f);
+        x[i] = s0;
+        double num = (lp - lm) / ((double)(s0 + 1e-2f) - (double)(s0 - 1e-2f));
+        CHECK(scale_free(dx[i], num) < 2e-3 || fabs(dx[i] - num) < 1e-6, "dBCE %d: %g vs %g", i, dx[i], num);
+    }
 }
 
 TEST(positions) {

@@ -860,6 +860,113 @@ TEST(own_data_end_to_end) {
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2 && file_has(errf, "not both"), "--train with --task: %d", st);
 }
 
+/* multi-label own data through the CLI: SST-2 sentences tagged "pos" (label 1) and "film" (holding "actor" or "story"), a
+ * set that may be empty, as JSON Lines lists. Train, resume, eval (f1_micro), predict --format labels (the set where
+ * sigmoid > 0.5, each probability = sigmoid of the logit predict --format tsv prints), merge (problem_type in
+ * config.json) and predict with the merged model (same output without the adapter). */
+TEST(own_data_multi_label) {
+    char binabs[4096];
+    const char *bin = getenv("CL_BIN") && realpath(getenv("CL_BIN"), binabs) ? binabs : NULL;
+    if (!bin) {
+        SKIP("CL_BIN not set");
+        return;
+    }
+    char tsv[400], jl[400], run[400], errf[500], lab[500], lg[500], merged[500], lab2[500], cmd[20000], p[600];
+    snprintf(tsv, sizeof tsv, "%s/SST-2/train.tsv", GLUE);
+    snprintf(jl, sizeof jl, "%s/multi.jsonl", ROOT);
+    snprintf(run, sizeof run, "%s/multi_run", ROOT);
+    snprintf(errf, sizeof errf, "%s/multi_err.txt", ROOT);
+    snprintf(lab, sizeof lab, "%s/multi_labels.tsv", ROOT);
+    snprintf(lab2, sizeof lab2, "%s/multi_labels_merged.tsv", ROOT);
+    snprintf(lg, sizeof lg, "%s/multi_logits.tsv", ROOT);
+    snprintf(merged, sizeof merged, "%s/multi_merged", ROOT);
+    FILE *in = fopen(tsv, "r"), *o = fopen(jl, "w");
+    char line[1024];
+    int nrows = 0;
+    for (int i = 0; in && o && fgets(line, sizeof line, in); i++) {
+        char *tab = strchr(line, '\t');
+        if (!i || !tab) continue;
+        *tab = 0;
+        int pos = atoi(tab + 1), lng = strstr(line, "actor") || strstr(line, "story");
+        fprintf(o, "{\"text\": \"%s\", \"tags\": [%s%s%s]}\n", line, pos ? "\"pos\"" : "", pos && lng ? ", " : "",
+                lng ? "\"film\"" : "");
+        nrows++;
+    }
+    if (in) fclose(in);
+    if (o) fclose(o);
+    snprintf(cmd, sizeof cmd, "'%s' train --model '%s' --train '%s' --text-columns text --label-column tags --method "
+             "lora --out '%s' --batch-size 8 --max-length 32 --lr 5e-3 --threads 1 --quiet --epochs 2 --save-every 10 "
+             "--stop-after 10 > /dev/null 2> '%s'", bin, MODEL, jl, run, errf);
+    int st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "train multi-label: %d", st);
+    snprintf(cmd, sizeof cmd, "'%s' train --resume '%s' --quiet > /dev/null 2> '%s'", bin, run, errf);
+    st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0 && exists(run, "final/adapter_model.safetensors"), "resume: %d", st);
+    snprintf(p, sizeof p, "%s/run.json", run);
+    CHECK(file_has(p, "\"problem\":\t\"multi_label_classification\"") && file_has(p, "\"labels\":\t[\"film\", \"pos\"]")
+          && file_has(p, "\"f1_micro\""), "run.json: problem, labels, f1_micro");
+    snprintf(p, sizeof p, "%s/best/labels.json", run);
+    CHECK(file_has(p, "\"multi_label_classification\""), "labels.json problem_type");
+    snprintf(cmd, sizeof cmd, "'%s' eval --run '%s' --split dev > '%s' 2> '%s'", bin, run, lg, errf);
+    st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0 && file_has(lg, "\"f1_micro\"") && file_has(lg, "\"f1_macro\"") &&
+          file_has(lg, "\"exact_match\""), "eval of a multi-label run: %d", st);
+    /* predict: labels and logits */
+    snprintf(cmd, sizeof cmd, "'%s' predict --model '%s' --adapter '%s' --input '%s' --text-columns text --format labels"
+             " > '%s' 2> '%s' && '%s' predict --model '%s' --adapter '%s' --input '%s' --text-columns text > '%s' 2>> "
+             "'%s'", bin, MODEL, run, jl, lab, errf, bin, MODEL, run, jl, lg, errf);
+    st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "predict: %d", st);
+    FILE *fl = fopen(lab, "r"), *fg = fopen(lg, "r");
+    char l1[512], l2[512];
+    int rows = 0, ok = 1, sets = 0;
+    if (fl && fgets(l1, sizeof l1, fl)) CHECK(!strcmp(l1, "index\tlabels\tfilm\tpos\n"), "header: %s", l1);
+    while (fl && fg && fgets(l1, sizeof l1, fl) && fgets(l2, sizeof l2, fg)) {
+        int idx;
+        double p0, p1, z0, z1;
+        char *t1 = strchr(l1, '\t'), *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
+        if (!t2 || sscanf(l1, "%d", &idx) != 1 || sscanf(t2 + 1, "%lf\t%lf", &p0, &p1) != 2 ||
+            sscanf(l2, "%lf\t%lf", &z0, &z1) != 2) { ok = 0; break; }
+        char set[64];
+        snprintf(set, sizeof set, "%.*s", (int)(t2 - t1 - 1), t1 + 1);
+        const char *want = p0 > 0.5 && p1 > 0.5 ? "film,pos" : p0 > 0.5 ? "film" : p1 > 0.5 ? "pos" : "";
+        ok &= idx == rows && !strcmp(set, want) && fabs(p0 - 1 / (1 + exp(-z0))) < 2e-6 &&
+              fabs(p1 - 1 / (1 + exp(-z1))) < 2e-6;
+        sets += *set != 0;
+        rows++;
+    }
+    if (fl) fclose(fl);
+    if (fg) fclose(fg);
+    CHECK(ok && rows == nrows, "multi-label predictions: %d of %d rows, consistent %d", rows, nrows, ok);
+    (void)sets;
+    /* merge: a multi-label transformers model; predict with it alone gives the same labels */
+    snprintf(cmd, sizeof cmd, "'%s' merge --model '%s' --adapter '%s' --out '%s' > /dev/null 2> '%s' && '%s' predict "
+             "--model '%s' --input '%s' --text-columns text --format labels > '%s' 2>> '%s'", bin, MODEL, run, merged,
+             errf, bin, merged, jl, lab2, errf);
+    st = system(cmd);
+    snprintf(p, sizeof p, "%s/config.json", merged);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0 && file_has(p, "\"multi_label_classification\"") &&
+          file_has(p, "\"pos\""), "merge + predict: %d", st);
+    fl = fopen(lab, "r"), fg = fopen(lab2, "r");
+    int same = fl && fg, n = 0;
+    while (same && fgets(l1, sizeof l1, fl)) {
+        same = fgets(l2, sizeof l2, fg) != NULL;
+        if (same && n++ == 0) { /* the header */
+            same = !strcmp(l1, l2);
+            continue;
+        }
+        char *a = strchr(l1, '\t'), *b = same ? strchr(l2, '\t') : NULL;
+        a = a ? strchr(a + 1, '\t') : NULL, b = b ? strchr(b + 1, '\t') : NULL;
+        same &= a && b && !strncmp(l1, l2, (size_t)(a - l1)); /* index and set equal */
+        double x0, x1, y0, y1;
+        same &= a && b && sscanf(a, "%lf\t%lf", &x0, &x1) == 2 && sscanf(b, "%lf\t%lf", &y0, &y1) == 2 &&
+                fabs(x0 - y0) < 1e-5 && fabs(x1 - y1) < 1e-5;
+    }
+    if (fl) fclose(fl);
+    if (fg) fclose(fg);
+    CHECK(same && n == nrows + 1, "merged model predicts the same sets (%d lines)", n);
+}
+
 int main(void) {
     snprintf(ROOT, sizeof ROOT, "/tmp/cl_test_train_%d", (int)getpid());
     snprintf(MODEL, sizeof MODEL, "%s/model", ROOT);
@@ -882,6 +989,7 @@ int main(void) {
     RUN(run_directory_safety);
     RUN(cli_eval_and_analyze_of_a_run);
     RUN(own_data_end_to_end);
+    RUN(own_data_multi_label);
     if (!getenv("CL_KEEP_TMP")) {
         char cmd[600];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", ROOT);

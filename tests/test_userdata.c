@@ -102,19 +102,79 @@ TEST(problems_labels_and_split) {
     cl_user_opts ro = {.train = r, .text_columns = "text"};
     CHECK(cl_user_load(&ro, 1, &t, &s, &e) == 0 && t.task.regression, "%s", e.msg);
     cl_glue_splits_free(&s), cl_user_task_free(&t);
-    ro.problem = CL_PROBLEM_MULTILABEL;
-    CHECK(cl_user_load(&ro, 1, &t, &s, &e) == CL_EUNSUP && strstr(e.msg, "multi-label"), "%s", e.msg);
 }
 
-static void bad(const char *name, const char *text, const char *dev_text, const char *n1, const char *n2) {
-    const char *p = wr(name, text), *d = dev_text ? wr("dev.csv", dev_text) : NULL;
-    cl_user_opts o = {.train = p, .dev = d, .text_columns = "text"};
+/* the label set of example I of D as written ("0110"), or "" */
+static const char *mset(const cl_dataset *d, size_t i) { return d->ex[i].multi ? d->ex[i].multi : ""; }
+
+TEST(multi_label_three_formats) {
+    /* the same 5 rows: label sets {news,sport}, {}, {tech}, {sport,tech,news}, {sport} (a repeat is one label) */
+    const char *jl = wr("m.jsonl", "{\"text\": \"a\", \"tags\": [\"news\", \"sport\"]}\n"
+                                   "{\"text\": \"b\", \"tags\": []}\n"
+                                   "{\"text\": \"c\", \"tags\": \"tech\"}\n"
+                                   "{\"text\": \"d\", \"tags\": [\"sport\", \"tech\", \"news\"]}\n"
+                                   "{\"text\": \"e\", \"tags\": [\"sport\", \"sport\"]}\n");
+    const char *csv = wr("m.csv", "text,tags\na,\"news, sport\"\nb,\nc,tech\nd,\"sport,tech ,news\"\ne,\"sport,sport\"\n");
+    const char *tsv = wr("m.tsv", "text\ttags\na\tnews,sport\nb\t\nc\ttech\nd\tsport, tech, news\ne\tsport,sport\n");
+    static const char *want[5] = {"110", "000", "001", "111", "010"};
+    const char *files[3] = {jl, csv, tsv};
+    for (int f = 0; f < 3; f++) {
+        /* JSON Lines: a list makes the problem multi-label by itself; TSV / CSV need --problem multi_label */
+        cl_user_opts o = {.train = files[f], .dev = files[f], .text_columns = "text", .label_column = "tags",
+                          .problem = f == 0 ? CL_PROBLEM_AUTO : CL_PROBLEM_MULTILABEL};
+        cl_user_task t;
+        cl_glue_splits s;
+        cl_error e = {0};
+        int rc = cl_user_load(&o, 1, &t, &s, &e);
+        CHECK(rc == 0, "%s: %s", files[f], e.msg);
+        if (rc) continue;
+        CHECK(t.problem == CL_PROBLEM_MULTILABEL && t.task.multi_label && t.task.num_labels == 3 &&
+              !strcmp(t.labels[0], "news") && !strcmp(t.labels[1], "sport") && !strcmp(t.labels[2], "tech") &&
+              !strcmp(t.task.main_metric, "f1_micro"), "%s: the label set, sorted", files[f]);
+        int ok = s.dev.n == 5;
+        for (size_t i = 0; ok && i < 5; i++) ok &= !strcmp(mset(&s.dev, i), want[i]) && s.dev.ex[i].label == -1;
+        CHECK(ok, "%s: every row's set", files[f]);
+        /* the sets survive the paper's split (a subset copy) */
+        cl_glue_splits_free(&s), cl_user_task_free(&t);
+        o.dev = NULL;
+        CHECK(cl_user_load(&o, 1, &t, &s, &e) == 0 && s.train.n + s.dev.n == 5, "%s", e.msg);
+        ok = 1;
+        for (size_t i = 0; i < s.train.n; i++) ok &= strlen(mset(&s.train, i)) == 3;
+        CHECK(ok && strlen(mset(&s.dev, 0)) == 3, "%s: sets kept by the split", files[f]);
+        cl_glue_splits_free(&s), cl_user_task_free(&t);
+    }
+    /* without --problem multi_label a CSV field "news, sport" is one label of a single-label task */
+    cl_user_opts o = {.train = csv, .text_columns = "text", .label_column = "tags"};
+    cl_user_task t;
+    cl_glue_splits s;
+    cl_error e = {0};
+    CHECK(cl_user_load(&o, 1, &t, &s, &e) != 0 && strstr(e.msg, "m.csv:3") && strstr(e.msg, "empty label"), "%s",
+          e.msg);
+    /* integer labels in lists: sorted numerically */
+    const char *ints = wr("mi.jsonl", "{\"text\": \"a\", \"label\": [10, 2]}\n{\"text\": \"b\", \"label\": [9]}\n");
+    cl_user_opts oi = {.train = ints, .dev = ints, .text_columns = "text"};
+    CHECK(cl_user_load(&oi, 1, &t, &s, &e) == 0 && t.task.num_labels == 3 && !strcmp(t.labels[0], "2") &&
+          !strcmp(t.labels[2], "10") && !strcmp(mset(&s.dev, 0), "101"), "%s", e.msg);
+    cl_glue_splits_free(&s), cl_user_task_free(&t);
+}
+
+/* NAME (and DEV_TEXT as dev.csv or dev.jsonl, by NAME's extension) must be refused with N1 and N2 in the message */
+static void bad_p(const char *name, const char *text, const char *dev_text, cl_problem p, const char *n1,
+                  const char *n2) {
+    const char *f = wr(name, text), *d = dev_text ? wr(strstr(name, ".jsonl") ? "dev.jsonl" : "dev.csv", dev_text)
+                                                  : NULL;
+    cl_user_opts o = {.train = f, .dev = d, .text_columns = "text", .problem = p};
     cl_user_task t;
     cl_glue_splits s;
     cl_error e = {0};
     int rc = cl_user_load(&o, 1, &t, &s, &e);
     CHECK(rc != 0 && strstr(e.msg, n1) && (!n2 || strstr(e.msg, n2)), "%s: '%s' / '%s' not in: %s", name, n1,
           n2 ? n2 : "", e.msg);
+    if (!rc) cl_glue_splits_free(&s), cl_user_task_free(&t);
+}
+
+static void bad(const char *name, const char *text, const char *dev_text, const char *n1, const char *n2) {
+    bad_p(name, text, dev_text, CL_PROBLEM_AUTO, n1, n2);
 }
 
 TEST(bad_input_named) {
@@ -136,6 +196,24 @@ TEST(bad_input_named) {
     bad("noext", "text,label\na,1\n", NULL, "noext", "--format");
 }
 
+TEST(multi_label_bad_input_named) {
+    const cl_problem M = CL_PROBLEM_MULTILABEL;
+    bad_p("ml1.csv", "text,label\na,\"x,,y\"\nb,y\n", NULL, M, "ml1.csv:2", "empty label in the list");
+    bad_p("ml2.jsonl", "{\"text\": \"a\", \"label\": [\"x\", \"\"]}\n", NULL, M, "ml2.jsonl:1",
+              "element 1 of the list is an empty label");
+    bad_p("ml3.jsonl", "{\"text\": \"a\", \"label\": [\"x\", 1.5]}\n", NULL, M, "ml3.jsonl:1",
+              "element 1 of the list is not a string or an integer");
+    bad_p("ml4.jsonl", "{\"text\": \"a\", \"label\": [\"x\"]}\n{\"text\": \"b\", \"label\": [\"y\"]}\n",
+              NULL, CL_PROBLEM_CLASSIFY, "ml4.jsonl:1", "--problem multi_label");
+    bad_p("ml5.jsonl", "{\"text\": \"a\", \"label\": [\"x\"]}\n{\"text\": \"b\", \"label\": []}\n", NULL,
+              CL_PROBLEM_AUTO, "ml5.jsonl", "needs at least two labels");
+    bad_p("ml6.jsonl", "{\"text\": \"a\", \"label\": [\"x\"]}\n{\"text\": \"b\", \"label\": [\"y\"]}\n",
+              "{\"text\": \"c\", \"label\": [\"x\", \"z\"]}\n", CL_PROBLEM_AUTO, "dev.jsonl:1", "label 'z' does not occur");
+    bad_p("ml7.jsonl", "{\"text\": \"a\", \"label\": \"x\"}\n{\"text\": \"b\", \"label\": \"y\"}\n",
+              "{\"text\": \"c\", \"label\": [\"x\"]}\n", CL_PROBLEM_AUTO, "dev.jsonl:1", "one label per row");
+    bad_p("ml8.csv", "text,label\na,x\nb,\"y\x1fz\"\n", NULL, M, "ml8.csv:3", "U+001F");
+}
+
 int main(void) {
     snprintf(DIR_, sizeof DIR_, "/tmp/cl_test_userdata_%d", (int)getpid());
     cl_error e = {0};
@@ -146,6 +224,8 @@ int main(void) {
     RUN(three_formats_same_examples);
     RUN(problems_labels_and_split);
     RUN(bad_input_named);
+    RUN(multi_label_three_formats);
+    RUN(multi_label_bad_input_named);
     snprintf(cmd, sizeof cmd, "rm -rf %s", DIR_);
     if (system(cmd)) {}
     return tst_summary(__FILE__);

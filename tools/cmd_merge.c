@@ -22,8 +22,9 @@ static void usage(FILE *f) {
             "Loads the base model and the adapter (a PEFT LoRA / AdaLoRA directory or a condlora run directory, which\n"
             "means RUN/best), merges W += delta into every adapted weight and writes OUT_DIR as a Hugging Face model:\n"
             "config.json (the base config with architectures *ForSequenceClassification, id2label / label2id for the\n"
-            "head's labels, problem_type regression for one label), model.safetensors (transformers' names, the\n"
-            "adapter's classification head, the base dtype for F32 / F16 / BF16 bases) and the tokenizer files.\n"
+            "head's labels, problem_type regression for one label or multi_label_classification for a multi-label\n"
+            "head), model.safetensors (transformers' names, the adapter's classification head, the base dtype for\n"
+            "F32 / F16 / BF16 bases) and the tokenizer files.\n"
             "  --task NAME       name the labels after the GLUE task's classes (e.g. entailment, not_entailment)\n"
             "  --tokenizer DIR   copy the tokenizer files from DIR (default: BASE_DIR)\n");
 }
@@ -66,7 +67,9 @@ static int write_config(const char *base_dir, const char *adapter_dir, const cha
         if (!cJSON_GetObjectItemCaseSensitive(l2i, name)) cJSON_AddNumberToObject(l2i, name, k);
     }
     cl_peft_label_names_free(names, L);
-    cJSON_AddStringToObject(j, "problem_type", L == 1 ? "regression" : "single_label_classification");
+    cJSON_AddStringToObject(j, "problem_type", L == 1                                     ? "regression"
+                                               : cl_peft_is_multi_label(adapter_dir, m) ? "multi_label_classification"
+                                                                                        : "single_label_classification");
     cJSON_AddStringToObject(j, "torch_dtype", dtype);
     rc = cl_json_save(j, path, err);
     cJSON_Delete(j);

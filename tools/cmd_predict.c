@@ -41,7 +41,9 @@ static void usage(FILE *f) {
             "                      score of a regression head\n"
             "  --format labels     a header \"index<TAB>label<TAB>NAME_0<TAB>NAME_1...\", then each row's index, its\n"
             "                      predicted label name and every label's probability (softmax); a regression head:\n"
-            "                      \"index<TAB>score\". Names: the adapter's labels.json (a condlora run's), else\n"
+            "                      \"index<TAB>score\"; a multi-label head: \"index<TAB>labels<TAB>NAME_0...\", the\n"
+            "                      labels whose probability (sigmoid) is above 0.5, comma-separated, then each\n"
+            "                      label's probability. Names: the adapter's labels.json (a condlora run's), else\n"
             "                      the model's id2label, else --task's, else LABEL_k\n"
             "  --text-columns      0-based tab-separated column(s) holding the text, or the two texts of a pair\n"
             "                      (default 0); or column NAMES: the input is then read as your own data (a header\n"
@@ -309,6 +311,8 @@ int cmd_predict(int argc, char **argv) {
         goto done;
     }
     const int L = m.head_out.d_out, bert_types = m.cfg.type_vocab_size > 1;
+    /* a multi-label head (labels.json or config.json problem_type): a sigmoid per label, the set where p > 0.5 */
+    const int multi = L > 1 && cl_peft_is_multi_label(pf ? pf->dir : NULL, &m);
     if (task && L != task->num_labels) {
         fprintf(stderr, "condlora predict: the model's head has %d label%s but GLUE %s has %d\n", L, L > 1 ? "s" : "",
                 task->name, task->num_labels);
@@ -392,7 +396,7 @@ int cmd_predict(int argc, char **argv) {
             fprintf(stderr, "condlora predict: out of memory\n");
             goto done;
         }
-        fprintf(out, L == 1 ? "index\tscore" : "index\tlabel");
+        fprintf(out, L == 1 ? "index\tscore" : multi ? "index\tlabels" : "index\tlabel");
         for (int j = 0; L > 1 && j < L; j++) fprintf(out, "\t%s", names[j]);
         fprintf(out, "\n");
     }
@@ -454,6 +458,14 @@ int cmd_predict(int argc, char **argv) {
                     fprintf(out, "\t%.7g\n", lg[0]);
                     continue;
                 }
+                if (multi) { /* the labels with sigmoid > 0.5 (logit > 0), comma-separated, then each sigmoid */
+                    fputc('\t', out);
+                    for (int j = 0, first = 1; j < L; j++)
+                        if (lg[j] > 0.0f) fprintf(out, "%s%s", first ? "" : ",", names[j]), first = 0;
+                    for (int j = 0; j < L; j++) fprintf(out, "\t%.6f", 1.0 / (1.0 + exp(-(double)lg[j])));
+                    fprintf(out, "\n");
+                    continue;
+                }
                 int best = 0;
                 double mx = lg[0], sum = 0;
                 for (int j = 1; j < L; j++)
@@ -473,6 +485,12 @@ int cmd_predict(int argc, char **argv) {
             else fprintf(out, "%zu\t", r0 + (size_t)b);
             if (L == 1) {
                 fprintf(out, "%.7g\n", lg[0]);
+                continue;
+            }
+            if (multi) { /* the class ids of the predicted set, comma-separated */
+                for (int j = 0, first = 1; j < L; j++)
+                    if (lg[j] > 0.0f) fprintf(out, "%s%d", first ? "" : ",", j), first = 0;
+                fprintf(out, "\n");
                 continue;
             }
             int best = 0;

@@ -917,6 +917,24 @@ char **cl_peft_label_names(const char *adapter_dir, const cl_model *m, const cl_
     return n;
 }
 
+int cl_peft_is_multi_label(const char *adapter_dir, const cl_model *m) {
+    if (adapter_dir) {
+        char p[4200], *txt = NULL;
+        size_t len = 0;
+        cl_error e = {0};
+        snprintf(p, sizeof p, "%s/labels.json", adapter_dir);
+        if (access(p, R_OK) == 0 && !cl_read_file(p, &txt, &len, &e)) {
+            cJSON *j = cJSON_ParseWithLength(txt, len);
+            const cJSON *pt = cJSON_GetObjectItemCaseSensitive(j, "problem_type");
+            int have = cJSON_IsString(pt), multi = have && !strcmp(pt->valuestring, "multi_label_classification");
+            cJSON_Delete(j);
+            free(txt);
+            if (have) return multi;
+        }
+    }
+    return !strcmp(m->cfg.problem_type, "multi_label_classification");
+}
+
 void cl_peft_label_names_free(char **names, int L) {
     if (!names) return;
     for (int k = 0; k < L; k++) free(names[k]);

@@ -88,5 +88,8 @@ int cl_peft_write_config(const char *path, const cl_adapter *ad, const char *bas
 struct cl_glue_task;
 char **cl_peft_label_names(const char *adapter_dir, const cl_model *m, const struct cl_glue_task *task, int L);
 void cl_peft_label_names_free(char **names, int L);
+/* 1 when the classifier is multi-label (a sigmoid per label): ADAPTER_DIR/labels.json's problem_type (a condlora
+ * run's adapter) is "multi_label_classification", or, without one, the model config's. ADAPTER_DIR may be NULL. */
+int cl_peft_is_multi_label(const char *adapter_dir, const cl_model *m);
 
 #endif

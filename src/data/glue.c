@@ -59,6 +59,10 @@ size_t cl_glue_num_tasks(void) { return NTASKS; }
 const cl_glue_task *cl_glue_task_at(size_t i) { return i < NTASKS ? &TASKS[i] : NULL; }
 int cl_glue_is_pair(const cl_glue_task *t) { return t->col_b != NULL; }
 
+const char *cl_task_problem_type(const cl_glue_task *t) {
+    return t->regression ? "regression" : t->multi_label ? "multi_label_classification" : "single_label_classification";
+}
+
 /* Compares ignoring case, '-' and '_'. */
 static int name_eq(const char *a, const char *b) {
     for (;;) {
@@ -356,7 +360,8 @@ static const char *scopy(char **dst, const char *s) {
 static int copy_examples(const cl_example *const *src, size_t n, cl_dataset *out, cl_error *err) {
     memset(out, 0, sizeof *out);
     size_t bytes = 1;
-    for (size_t i = 0; i < n; i++) bytes += slen(src[i]->text_a) + slen(src[i]->text_b) + slen(src[i]->id);
+    for (size_t i = 0; i < n; i++)
+        bytes += slen(src[i]->text_a) + slen(src[i]->text_b) + slen(src[i]->id) + slen(src[i]->multi);
     cl_error e2 = {0};
     out->ex = cl_alloc(n ? n : 1, sizeof *out->ex, &e2);
     out->arena = malloc(bytes);
@@ -371,6 +376,7 @@ static int copy_examples(const cl_example *const *src, size_t n, cl_dataset *out
         e.text_a = scopy(&w, src[i]->text_a);
         e.text_b = scopy(&w, src[i]->text_b);
         e.id = scopy(&w, src[i]->id);
+        e.multi = scopy(&w, src[i]->multi);
         out->ex[i] = e;
     }
     out->n = n;

@@ -40,7 +40,9 @@ typedef struct cl_glue_task {
     const char *col_label;     /* label column of labelled files */
     const char *col_id;        /* id column of test files ("index", "id") */
     int regression;            /* STS-B */
-    int num_labels;            /* classes (1 for regression) */
+    int multi_label;           /* users' data only: every example has a set of labels (BCEWithLogitsLoss, a sigmoid
+                                  per label, as transformers' problem_type "multi_label_classification") */
+    int num_labels;            /* classes (1 for regression; the number of labels for multi-label) */
     const char *const *label_values; /* num_labels strings as written in the files, by class id (NULL: regression) */
     const char *const *label_names;  /* num_labels human-readable names, by class id */
     const char *main_metric;   /* the metric used for model selection (a name from cl_task_metrics) */
@@ -53,6 +55,8 @@ typedef struct {
     const char *id;     /* the index/id column where the file has one (test files: for predictions), else NULL */
     int label;          /* class id; -1 for regression and unlabelled rows */
     float score;        /* regression target (STS-B); NAN otherwise */
+    const char *multi;  /* multi-label tasks: num_labels characters '0' / '1' by label id (the example's label set),
+                           NUL-terminated; NULL otherwise and for unlabelled rows */
     int line;           /* 1-based line in the source file */
     int origin;         /* which file: 0, or 1 for MNLI mismatched */
 } cl_example;
@@ -75,6 +79,9 @@ int cl_glue_task_lookup(const char *name, const cl_glue_task **out, cl_error *er
 size_t cl_glue_num_tasks(void);
 const cl_glue_task *cl_glue_task_at(size_t i);
 int cl_glue_is_pair(const cl_glue_task *t);
+/* transformers' problem_type of the task's head: "regression", "multi_label_classification" or
+ * "single_label_classification" */
+const char *cl_task_problem_type(const cl_glue_task *t);
 
 /* Reads one file. labelled: 1 for train/dev files, 0 for unlabelled test files. */
 int cl_glue_read_file(const cl_glue_task *t, const char *path, int labelled, const cl_glue_read_opts *opts,

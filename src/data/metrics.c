@@ -132,7 +132,44 @@ int cl_task_metrics(const cl_glue_task *t, const cl_dataset *gold, const int *pr
     if (n == 0) return cl_errf(err, CL_EINVAL, "%s metrics over an empty set", t->name);
     int rc = 0;
     cl_error e2 = {0};
-    if (t->regression) {
+    if (t->multi_label) {
+        if (!pred_label) return cl_errf(err, CL_EINVAL, "%s needs label-set predictions", t->name);
+        const int K = t->num_labels;
+        for (size_t i = 0; i < n; i++)
+            if (!gold->ex[i].multi || strlen(gold->ex[i].multi) != (size_t)K)
+                return cl_errf(err, CL_EINVAL, "%s metrics: example %zu (line %d) has no gold label set", t->name, i,
+                               gold->ex[i].line);
+        size_t *tp = cl_alloc((size_t)K, sizeof *tp, &e2), *fp = cl_alloc((size_t)K, sizeof *fp, &e2),
+               *fn = cl_alloc((size_t)K, sizeof *fn, &e2);
+        if (!tp || !fp || !fn) {
+            cl_free(tp), cl_free(fp), cl_free(fn);
+            return cl_errf(err, CL_ENOMEM, "%s", e2.msg);
+        }
+        memset(tp, 0, (size_t)K * sizeof *tp), memset(fp, 0, (size_t)K * sizeof *fp);
+        memset(fn, 0, (size_t)K * sizeof *fn);
+        size_t exact = 0;
+        for (size_t i = 0; i < n; i++) {
+            int same = 1;
+            for (int k = 0; k < K; k++) {
+                int g = gold->ex[i].multi[k] == '1', p = pred_label[i * (size_t)K + k] != 0;
+                tp[k] += g && p, fp[k] += !g && p, fn[k] += g && !p;
+                same &= g == p;
+            }
+            exact += same;
+        }
+        size_t TP = 0, FP = 0, FN = 0;
+        double macro = 0;
+        for (int k = 0; k < K; k++) {
+            TP += tp[k], FP += fp[k], FN += fn[k];
+            size_t d = 2 * tp[k] + fp[k] + fn[k];
+            macro += d ? 2.0 * (double)tp[k] / (double)d : 0.0;
+        }
+        size_t d = 2 * TP + FP + FN;
+        put(out, "f1_micro", d ? 2.0 * (double)TP / (double)d : 0.0);
+        put(out, "f1_macro", macro / K);
+        put(out, "exact_match", (double)exact / (double)n);
+        cl_free(tp), cl_free(fp), cl_free(fn);
+    } else if (t->regression) {
         if (!pred_score)
             return cl_errf(err, CL_EINVAL, "%s needs score predictions", t->name);
         double *x = cl_alloc(n, sizeof *x, &e2), *y = cl_alloc(n, sizeof *y, &e2);

@@ -8,7 +8,15 @@
  *                 (as scipy); a model-selection "greater than" is then false
  *   Spearman      Pearson of the ranks, ties given their average rank
  * cl_task_metrics fills the task's dictionary: CoLA mcc; SST-2, QNLI, RTE, WNLI acc; MRPC, QQP acc, f1;
- * STS-B pearson, spearman; MNLI acc (all), acc_m, acc_mm (by cl_example.origin). */
+ * STS-B pearson, spearman; MNLI acc (all), acc_m, acc_mm (by cl_example.origin).
+ * Multi-label tasks (users' data; predicted sets against cl_example.multi), as scikit-learn with zero_division=0:
+ *   f1_micro      f1_score(average="micro"): 2 TP / (2 TP + FP + FN) over every (example, label) pair
+ *   f1_macro      f1_score(average="macro"): the mean over labels of each label's F1 (0 for a label never predicted
+ *                 nor gold)
+ *   exact_match   accuracy_score on multi-hot rows (subset accuracy): the fraction of examples whose predicted set is
+ *                 exactly the gold set
+ * A user task: acc (classification, main), pearson and spearman (regression, main pearson), f1_micro (multi-label,
+ * main). */
 #ifndef CL_DATA_METRICS_H
 #define CL_DATA_METRICS_H
 #include <stddef.h>
@@ -28,7 +36,7 @@ int cl_spearman(const double *x, const double *y, size_t n, double *out, cl_erro
 
 #define CL_MAX_METRICS 8
 typedef struct {
-    const char *name; /* "acc", "f1", "mcc", "pearson", "spearman", "acc_m", "acc_mm" */
+    const char *name; /* "acc", "f1", "mcc", "pearson", "spearman", "acc_m", "acc_mm", "f1_micro", ... */
     double value;
 } cl_metric;
 
@@ -39,7 +47,8 @@ typedef struct {
 } cl_metric_set;
 
 /* Metrics of predictions against a labelled dataset of task t: pred_label[n] for classification tasks, pred_score[n]
- * for regression (the other may be NULL). */
+ * for regression (the other may be NULL); a multi-label task reads pred_label as n x num_labels 0/1 values (the
+ * predicted sets, row-major). */
 int cl_task_metrics(const struct cl_glue_task *t, const struct cl_dataset *gold, const int *pred_label,
                     const float *pred_score, cl_metric_set *out, cl_error *err);
 /* A metric by name, NAN when absent. */

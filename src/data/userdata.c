@@ -34,9 +34,14 @@ const char *cl_problem_name(cl_problem p) {
 }
 
 /* ---- rows --------------------------------------------------------------------------------------------------- */
+/* A multi-label row's label is its list of labels joined by LIST_SEP (a JSON array, or a TSV/CSV field split at its
+ * commas); "" is the empty set. */
+#define LIST_SEP '\x1f'
+
 typedef struct {
     char *a, *b, *label; /* owned; b NULL for one text column, label NULL when unlabelled */
     int line;
+    int list;            /* the label was a JSON array */
 } urow;
 
 typedef struct {
@@ -68,13 +73,40 @@ typedef struct {
     int ncols;           /* requested: text columns (1 or 2), then the label when wanted */
     const char *names[3];
     int want_label;
+    int multi;           /* --problem multi_label: a TSV/CSV label field is a comma-separated list */
     cl_error *err;
 } rctx;
 
-/* the fields of one record (TSV / CSV) -> a row, by the header's column indices idx[] */
-static int take(rctx *x, rows_t *out, char **fields, int nf, const int *idx, int line) {
+/* a TSV/CSV multi-label field "a, b,c" -> "a" SEP "b" SEP "c" (in place; spaces around each label dropped); an
+ * empty field is the empty set */
+static int split_list_field(rctx *x, char *l, int line, const char *col) {
+    char *w = l, *r = l;
+    int first = 1;
+    while (*r == ' ' || *r == '\t') r++;
+    if (!*r) return *l = 0, 0;
+    for (;;) {
+        while (*r == ' ' || *r == '\t') r++;
+        char *start = w;
+        if (!first) *w++ = LIST_SEP, start = w;
+        while (*r && *r != ',') *w++ = *r++;
+        while (w > start && (w[-1] == ' ' || w[-1] == '\t')) w--;
+        if (w == start)
+            return cl_errf(x->err, CL_EFORMAT, "%s:%d: column '%s': an empty label in the list (labels are separated "
+                           "by commas)", x->path, line, col);
+        first = 0;
+        if (!*r) break;
+        r++; /* the comma */
+    }
+    *w = 0;
+    return 0;
+}
+
+/* the fields of one record (TSV / CSV) -> a row, by the header's column indices idx[]; list: -1 for a TSV/CSV record,
+ * 0 for a JSON object with a scalar label, 1 with an array (already joined by LIST_SEP) */
+static int take(rctx *x, rows_t *out, char **fields, int nf, const int *idx, int line, int list) {
     urow r = {0};
     r.line = line;
+    r.list = list == 1;
     for (int k = 0; k < x->ncols; k++) {
         if (idx[k] >= nf)
             return cl_errf(x->err, CL_EFORMAT, "%s:%d: %d fields, but column '%s' is field %d of the header", x->path,
@@ -93,9 +125,17 @@ static int take(rctx *x, rows_t *out, char **fields, int nf, const int *idx, int
         return cl_errf(x->err, CL_ENOMEM, "%s: out of memory", x->path);
     }
     r.a = a, r.b = b, r.label = l;
-    if (l && !*l) {
+    int lrc = 0;
+    if (l && list != 1 && strchr(l, LIST_SEP))
+        lrc = cl_errf(x->err, CL_EFORMAT, "%s:%d: column '%s': the label holds the control character U+001F", x->path,
+                      line, x->names[nt]);
+    else if (l && list == -1 && x->multi)
+        lrc = split_list_field(x, l, line, x->names[nt]);
+    else if (l && !*l && list != 1)
+        lrc = cl_errf(x->err, CL_EFORMAT, "%s:%d: column '%s': empty label", x->path, line, x->names[nt]);
+    if (lrc) {
         free(a), free(b), free(l);
-        return cl_errf(x->err, CL_EFORMAT, "%s:%d: column '%s': empty label", x->path, line, x->names[nt]);
+        return lrc;
     }
     int rc = rows_push(out, r, x->err);
     if (rc) free(a), free(b), free(l);
@@ -203,11 +243,50 @@ static int parse_delimited(rctx *x, char *text, size_t len, int csv, rows_t *out
                          csv ? " (a field holding a comma must be in double quotes)" : "");
             break;
         }
-        rc = take(x, out, f, nf, idx, start_line);
+        rc = take(x, out, f, nf, idx, start_line, -1);
     }
     free(f);
     if (!rc && !have_header) rc = cl_errf(x->err, CL_EFORMAT, "%s: the file is empty (expected a header row)", x->path);
     return rc;
+}
+
+/* a JSON array of labels (strings or integers) -> one string, the labels joined by LIST_SEP */
+static int join_list(rctx *x, const cJSON *arr, int line, const char *key, char **out) {
+    size_t cap = 64, n = 0;
+    char *s = malloc(cap);
+    if (!s) return cl_errf(x->err, CL_ENOMEM, "%s: out of memory", x->path);
+    int k = 0;
+    for (const cJSON *e = arr->child; e; e = e->next, k++) {
+        char num[64];
+        const char *v = NULL;
+        if (cJSON_IsString(e)) {
+            v = e->valuestring;
+        } else if (cJSON_IsNumber(e) && e->valuedouble == floor(e->valuedouble) && fabs(e->valuedouble) < 1e15) {
+            snprintf(num, sizeof num, "%lld", (long long)e->valuedouble);
+            v = num;
+        } else {
+            free(s);
+            return cl_errf(x->err, CL_EFORMAT, "%s:%d: key '%s': element %d of the list is not a string or an "
+                           "integer", x->path, line, key, k);
+        }
+        if (!*v || strchr(v, LIST_SEP)) {
+            free(s);
+            return cl_errf(x->err, CL_EFORMAT, "%s:%d: key '%s': element %d of the list is %s", x->path, line, key, k,
+                           *v ? "a label holding the control character U+001F" : "an empty label");
+        }
+        size_t lv = strlen(v);
+        if (n + lv + 2 > cap) {
+            while (n + lv + 2 > cap) cap *= 2;
+            char *ns = realloc(s, cap);
+            if (!ns) { free(s); return cl_errf(x->err, CL_ENOMEM, "%s: out of memory", x->path); }
+            s = ns;
+        }
+        if (k) s[n++] = LIST_SEP;
+        memcpy(s + n, v, lv), n += lv;
+    }
+    s[n] = 0;
+    *out = s;
+    return 0;
 }
 
 static int parse_jsonl(rctx *x, char *text, size_t len, rows_t *out) {
@@ -236,7 +315,8 @@ static int parse_jsonl(rctx *x, char *text, size_t len, rows_t *out) {
             break;
         }
         char *vals[3] = {NULL, NULL, NULL};
-        char num[64];
+        char num[64], *joined = NULL;
+        int list = 0;
         for (int k = 0; k < x->ncols && !rc; k++) {
             const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, x->names[k]);
             int is_label = x->want_label && k == x->ncols - 1;
@@ -252,17 +332,18 @@ static int parse_jsonl(rctx *x, char *text, size_t len, rows_t *out) {
             } else if (is_label && cJSON_IsBool(v)) {
                 vals[k] = cJSON_IsTrue(v) ? "true" : "false";
             } else if (is_label && cJSON_IsArray(v)) {
-                rc = cl_errf(x->err, CL_EUNSUP, "%s:%d: key '%s': a list of labels (multi-label classification) is "
-                             "not supported yet", x->path, line, x->names[k]);
+                rc = join_list(x, v, line, x->names[k], &joined);
+                vals[k] = joined, list = 1;
             } else {
                 rc = cl_errf(x->err, CL_EFORMAT, "%s:%d: key '%s': expected a %s", x->path, line, x->names[k],
-                             is_label ? "string or a number" : "string");
+                             is_label ? "string, a number or a list of labels" : "string");
             }
         }
         if (!rc) {
             int idx[3] = {0, 1, 2};
-            rc = take(x, out, vals, x->ncols, idx, line);
+            rc = take(x, out, vals, x->ncols, idx, line, list);
         }
+        free(joined);
         cJSON_Delete(o);
     }
     return rc;
@@ -304,7 +385,7 @@ static int read_rows(const char *path, const cl_user_opts *o, int want_label, ro
     char cb[512];
     const char *ca, *cb2;
     if ((rc = text_cols(o, cb, sizeof cb, &ca, &cb2, err))) return rc;
-    rctx x = {path, 0, {NULL, NULL, NULL}, want_label, err};
+    rctx x = {path, 0, {NULL, NULL, NULL}, want_label, o->problem == CL_PROBLEM_MULTILABEL, err};
     x.names[x.ncols++] = ca;
     if (cb2) x.names[x.ncols++] = cb2;
     if (want_label) x.names[x.ncols++] = o->label_column && *o->label_column ? o->label_column : "label";
@@ -329,10 +410,13 @@ static int read_rows(const char *path, const cl_user_opts *o, int want_label, ro
 }
 
 /* ---- rows -> dataset --------------------------------------------------------------------------------------- */
-static int to_dataset(const rows_t *r, const int *labels, const float *scores, cl_dataset *out, cl_error *err) {
+/* MULTI: a multi-label task's label sets, K + 1 bytes per row ("0101\0"), or NULL */
+static int to_dataset(const rows_t *r, const int *labels, const float *scores, const char *multi, int K,
+                      cl_dataset *out, cl_error *err) {
     memset(out, 0, sizeof *out);
     size_t bytes = 0;
     for (size_t i = 0; i < r->n; i++) bytes += strlen(r->r[i].a) + 1 + (r->r[i].b ? strlen(r->r[i].b) + 1 : 0);
+    if (multi) bytes += r->n * (size_t)(K + 1);
     out->ex = calloc(r->n ? r->n : 1, sizeof *out->ex);
     out->arena = malloc(bytes ? bytes : 1);
     if (!out->ex || !out->arena) {
@@ -347,6 +431,10 @@ static int to_dataset(const rows_t *r, const int *labels, const float *scores, c
         if (r->r[i].b) {
             size_t lb = strlen(r->r[i].b) + 1;
             memcpy(w, r->r[i].b, lb), e->text_b = w, w += lb;
+        }
+        if (multi) {
+            memcpy(w, multi + i * (size_t)(K + 1), (size_t)K + 1);
+            e->multi = w, w += K + 1;
         }
         e->label = labels ? labels[i] : -1;
         e->score = scores ? scores[i] : NAN;
@@ -390,66 +478,114 @@ static int find_label(const cl_user_task *t, const char *s) {
     return -1;
 }
 
-/* the label set (classification) or the check that every label is a number (regression), from TRAIN */
+/* the number of labels in a multi-label row's list (LIST_SEP-joined; "" is the empty set) */
+static size_t list_len(const char *l) {
+    if (!*l) return 0;
+    size_t n = 1;
+    for (; *l; l++) n += *l == LIST_SEP;
+    return n;
+}
+
+static const char *label_col(const cl_user_opts *o) {
+    return o->label_column && *o->label_column ? o->label_column : "label";
+}
+
+/* the label set (classification, multi-label) or the check that every label is a number (regression), from TRAIN */
 static int make_task(const cl_user_opts *o, const rows_t *tr, cl_user_task *t, cl_error *err) {
     memset(t, 0, sizeof *t);
     cl_problem p = o->problem;
-    if (p == CL_PROBLEM_MULTILABEL)
-        return cl_errf(err, CL_EUNSUP, "option --problem: multi-label classification is not supported yet");
-    int all_num = 1, all_int = 1;
-    for (size_t i = 0; i < tr->n && all_num; i++) {
-        double v;
-        if (parse_number(tr->r[i].label, &v)) all_num = 0;
-        else if (v != floor(v) || fabs(v) > 1e9) all_int = 0;
+    size_t first_list = tr->n;
+    for (size_t i = 0; i < tr->n && first_list == tr->n; i++)
+        if (tr->r[i].list) first_list = i;
+    if (p == CL_PROBLEM_AUTO && first_list < tr->n) p = CL_PROBLEM_MULTILABEL;
+    if (p != CL_PROBLEM_MULTILABEL && first_list < tr->n)
+        return cl_errf(err, CL_EFORMAT, "%s:%d: key '%s': a list of labels, but --problem is %s (a list needs "
+                       "--problem multi_label)", o->train, tr->r[first_list].line, label_col(o),
+                       p == CL_PROBLEM_REGRESS ? "regression" : "classification");
+    /* the label strings: one per row, or (multi-label) every element of every row's list, split in a copy */
+    const int multi = p == CL_PROBLEM_MULTILABEL;
+    size_t nv = 0, pool_n = 0;
+    for (size_t i = 0; i < tr->n; i++) {
+        nv += multi ? list_len(tr->r[i].label) : 1;
+        pool_n += strlen(tr->r[i].label) + 1;
+    }
+    const char **v = malloc((nv ? nv : 1) * sizeof *v);
+    char *pool = multi ? malloc(pool_n ? pool_n : 1) : NULL;
+    if (!v || (multi && !pool)) {
+        free(v), free(pool);
+        return cl_errf(err, CL_ENOMEM, "out of memory");
+    }
+    size_t k = 0;
+    char *w = pool;
+    for (size_t i = 0; i < tr->n; i++) {
+        const char *l = tr->r[i].label;
+        if (!multi) { v[k++] = l; continue; }
+        if (!*l) continue;
+        size_t n = strlen(l) + 1;
+        memcpy(w, l, n);
+        v[k++] = w;
+        for (char *q = w; *q; q++)
+            if (*q == LIST_SEP) *q = 0, v[k++] = q + 1;
+        w += n;
+    }
+    int all_num = 1, all_int = 1, rc = 0;
+    for (size_t i = 0; i < nv && all_num; i++) {
+        double d;
+        if (parse_number(v[i], &d)) all_num = 0;
+        else if (d != floor(d) || fabs(d) > 1e9) all_int = 0;
     }
     if (p == CL_PROBLEM_AUTO) p = all_num && !all_int ? CL_PROBLEM_REGRESS : CL_PROBLEM_CLASSIFY;
     t->problem = p;
     t->task.name = "custom";
-    t->task.main_metric = p == CL_PROBLEM_REGRESS ? "pearson" : "acc";
+    t->task.main_metric = p == CL_PROBLEM_REGRESS ? "pearson" : multi ? "f1_micro" : "acc";
     t->task.regression = p == CL_PROBLEM_REGRESS;
+    t->task.multi_label = multi;
     if (p == CL_PROBLEM_REGRESS) {
-        for (size_t i = 0; i < tr->n; i++) {
-            double v;
-            if (parse_number(tr->r[i].label, &v))
-                return cl_errf(err, CL_EFORMAT, "%s:%d: column '%s': '%.40s' is not a number (a regression target)",
-                               o->train, tr->r[i].line, o->label_column ? o->label_column : "label", tr->r[i].label);
+        for (size_t i = 0; i < tr->n && !rc; i++) {
+            double d;
+            if (parse_number(tr->r[i].label, &d))
+                rc = cl_errf(err, CL_EFORMAT, "%s:%d: column '%s': '%.40s' is not a number (a regression target)",
+                             o->train, tr->r[i].line, label_col(o), tr->r[i].label);
         }
         t->task.num_labels = 1;
-        return 0;
-    }
-    /* classification: the distinct labels, sorted */
-    const char **v = malloc(tr->n * sizeof *v);
-    if (!v) return cl_errf(err, CL_ENOMEM, "out of memory");
-    for (size_t i = 0; i < tr->n; i++) v[i] = tr->r[i].label;
-    label_cmp_num = all_num && all_int;
-    qsort(v, tr->n, sizeof *v, cmp_label);
-    size_t nu = 0;
-    for (size_t i = 0; i < tr->n; i++)
-        if (!nu || strcmp(v[i], v[nu - 1])) v[nu++] = v[i];
-    if (nu < 2) {
-        int rc = cl_errf(err, CL_EFORMAT, "%s: every training row has the label '%.40s': a classifier needs at least "
-                         "two (for a numeric target, --problem regression)", o->train, nu ? v[0] : "");
-        free(v);
+        free(v), free(pool);
         return rc;
     }
-    if (nu > 100000) {
-        free(v);
-        return cl_errf(err, CL_EFORMAT, "%s: %zu distinct labels is more than 100000", o->train, nu);
-    }
-    t->labels = calloc(nu, sizeof *t->labels);
-    if (!t->labels) { free(v); return cl_errf(err, CL_ENOMEM, "out of memory"); }
-    for (size_t k = 0; k < nu; k++)
-        if (!(t->labels[k] = strdup(v[k]))) {
-            free(v);
-            t->task.num_labels = (int)k;
+    /* classification: the distinct labels, sorted */
+    label_cmp_num = all_num && all_int;
+    qsort(v, nv, sizeof *v, cmp_label);
+    size_t nu = 0;
+    for (size_t i = 0; i < nv; i++)
+        if (!nu || strcmp(v[i], v[nu - 1])) v[nu++] = v[i];
+    if (nu < 2)
+        rc = multi ? cl_errf(err, CL_EFORMAT, "%s: the training rows' lists hold %s: a multi-label classifier needs at "
+                             "least two labels", o->train, nu ? "a single label" : "no label at all")
+                   : cl_errf(err, CL_EFORMAT, "%s: every training row has the label '%.40s': a classifier needs at "
+                             "least two (for a numeric target, --problem regression)", o->train, nu ? v[0] : "");
+    else if (nu > 100000)
+        rc = cl_errf(err, CL_EFORMAT, "%s: %zu distinct labels is more than 100000", o->train, nu);
+    else if (!(t->labels = calloc(nu, sizeof *t->labels)))
+        rc = cl_errf(err, CL_ENOMEM, "out of memory");
+    for (size_t j = 0; j < nu && !rc; j++)
+        if (!(t->labels[j] = strdup(v[j]))) {
+            t->task.num_labels = (int)j;
             cl_user_task_free(t);
-            return cl_errf(err, CL_ENOMEM, "out of memory");
+            rc = cl_errf(err, CL_ENOMEM, "out of memory");
         }
-    free(v);
+    free(v), free(pool);
+    if (rc) return rc;
     t->task.num_labels = (int)nu;
     t->task.label_values = (const char *const *)t->labels;
     t->task.label_names = (const char *const *)t->labels;
     return 0;
+}
+
+/* "a, b, c (its labels: ...)" for messages */
+static void label_list(const cl_user_task *t, char *have, size_t n) {
+    have[0] = 0;
+    for (int k = 0; k < t->task.num_labels && strlen(have) < n - 60; k++)
+        snprintf(have + strlen(have), n - strlen(have), "%s%.30s", k ? ", " : "", t->labels[k]);
+    if (t->task.num_labels > 8) snprintf(have + strlen(have), n - strlen(have), ", ...");
 }
 
 /* ROWS of FILE -> dataset with the task's labels */
@@ -457,8 +593,14 @@ static int labelled_dataset(const cl_user_opts *o, const cl_user_task *t, const 
                             cl_dataset *out, cl_error *err) {
     int *lab = NULL;
     float *sc = NULL;
+    char *multi = NULL, have[300];
     int rc = 0;
-    const char *lc = o->label_column && *o->label_column ? o->label_column : "label";
+    const int K = t->task.num_labels;
+    const char *lc = label_col(o);
+    for (size_t i = 0; i < r->n; i++)
+        if (r->r[i].list && !t->task.multi_label)
+            return cl_errf(err, CL_EFORMAT, "%s:%d: key '%s': a list of labels, but the training file %s has one "
+                           "label per row", file, r->r[i].line, lc, o->train);
     if (t->task.regression) {
         if (!(sc = malloc((r->n ? r->n : 1) * sizeof *sc))) return cl_errf(err, CL_ENOMEM, "out of memory");
         for (size_t i = 0; i < r->n && !rc; i++) {
@@ -468,20 +610,38 @@ static int labelled_dataset(const cl_user_opts *o, const cl_user_task *t, const 
                              file, r->r[i].line, lc, r->r[i].label);
             else sc[i] = (float)v;
         }
+    } else if (t->task.multi_label) {
+        if (!(multi = malloc(r->n * (size_t)(K + 1) + 1))) return cl_errf(err, CL_ENOMEM, "out of memory");
+        for (size_t i = 0; i < r->n && !rc; i++) {
+            char *m = multi + i * (size_t)(K + 1);
+            memset(m, '0', (size_t)K), m[K] = 0;
+            const char *l = r->r[i].label;
+            char one[512];
+            while (*l && !rc) {
+                const char *e = strchr(l, LIST_SEP);
+                size_t n = e ? (size_t)(e - l) : strlen(l);
+                snprintf(one, sizeof one, "%.*s", (int)(n < sizeof one - 1 ? n : sizeof one - 1), l);
+                int id = n < sizeof one - 1 ? find_label(t, one) : -1;
+                if (id >= 0) m[id] = '1';
+                else {
+                    label_list(t, have, sizeof have);
+                    rc = cl_errf(err, CL_EFORMAT, "%s:%d: column '%s': label '%.40s' does not occur in the training "
+                                 "file %s (its labels: %s)", file, r->r[i].line, lc, one, o->train, have);
+                }
+                l = e ? e + 1 : l + n;
+            }
+        }
     } else {
         if (!(lab = malloc((r->n ? r->n : 1) * sizeof *lab))) return cl_errf(err, CL_ENOMEM, "out of memory");
         for (size_t i = 0; i < r->n && !rc; i++)
             if ((lab[i] = find_label(t, r->r[i].label)) < 0) {
-                char have[300] = "";
-                for (int k = 0; k < t->task.num_labels && strlen(have) < 240; k++)
-                    snprintf(have + strlen(have), sizeof have - strlen(have), "%s%.30s", k ? ", " : "", t->labels[k]);
+                label_list(t, have, sizeof have);
                 rc = cl_errf(err, CL_EFORMAT, "%s:%d: column '%s': label '%.40s' does not occur in the training file "
-                             "%s (its labels: %s%s)", file, r->r[i].line, lc, r->r[i].label, o->train, have,
-                             t->task.num_labels > 8 ? ", ..." : "");
+                             "%s (its labels: %s)", file, r->r[i].line, lc, r->r[i].label, o->train, have);
             }
     }
-    if (!rc) rc = to_dataset(r, lab, sc, out, err);
-    free(lab), free(sc);
+    if (!rc) rc = to_dataset(r, lab, sc, multi, K, out, err);
+    free(lab), free(sc), free(multi);
     return rc;
 }
 
@@ -514,7 +674,7 @@ int cl_user_read_inputs(const char *path, const cl_user_opts *o, cl_dataset *out
     rows_t r;
     int rc = read_rows(path, o, 0, &r, err);
     if (rc) return rc;
-    rc = to_dataset(&r, NULL, NULL, out, err);
+    rc = to_dataset(&r, NULL, NULL, NULL, 0, out, err);
     rows_free(&r);
     return rc;
 }

@@ -13,7 +13,11 @@
  *
  * Problems: classification (labels are strings or integers; the label set is the training file's, sorted
  * numerically when every label is an integer, else by byte value), regression (every label a number), or
- * multi-label (not supported yet: refused with a message). A dev or test label the training file lacks is an error. */
+ * multi-label: a JSON array of strings or integers (any array in the training file makes the problem multi-label
+ * unless --problem says otherwise; a scalar is then a one-label set), or with CL_PROBLEM_MULTILABEL a TSV/CSV field
+ * of labels separated by commas (spaces around each dropped; an empty field is the empty set); the label set is
+ * every label of every training row, sorted as above, at least two; cl_example.multi holds each row's set. A dev or
+ * test label the training file lacks is an error. */
 #ifndef CL_DATA_USERDATA_H
 #define CL_DATA_USERDATA_H
 #include "data/glue.h"

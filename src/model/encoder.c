@@ -29,8 +29,8 @@ struct cl_encoder {
     /* current batch */
     int B, T, N;
     int32_t *ids, *types, *pos, *len, *labels; /* copies (validated) */
-    float *targets;
-    int has_types, has_labels, has_targets;
+    float *targets, *mtargets;
+    int has_types, has_labels, has_targets, has_multi;
     cl_fwd_opts opts;
     int fwd_train_ok, bwd_from;
     float p_hidden, p_att, p_cls;
@@ -96,7 +96,7 @@ void cl_encoder_free(cl_encoder *e) {
         free(e->acts);
     }
     free_acts(&e->scratch);
-    void *p[] = {e->ids, e->types, e->pos, e->len, e->labels, e->targets, e->emb, e->emb_mean, e->emb_rstd, e->x0,
+    void *p[] = {e->ids, e->types, e->pos, e->len, e->labels, e->targets, e->mtargets, e->emb, e->emb_mean, e->emb_rstd, e->x0,
                  e->tmp, e->relb, e->att_scratch, e->cls, e->cls_d, e->hpre, e->hact, e->hact_d, e->logits, e->dlogits,
                  e->d_hact, e->d_hpre, e->d_cls, e->g0, e->g1, e->gt, e->d1, e->d2, e->dq, e->dk, e->dv, e->dI,
                  e->demb, e->bf16_ws};
@@ -149,6 +149,7 @@ int cl_encoder_new(cl_encoder **out, const cl_model *m, int max_B, int max_T, in
     A(e->len, max_B, int32_t);
     A(e->labels, max_B, int32_t);
     A(e->targets, max_B, float);
+    A(e->mtargets, (size_t)max_B * (e->L > 0 ? e->L : 1), float);
     A(e->emb, NHs, float);
     A(e->emb_mean, N, float);
     A(e->emb_rstd, N, float);
@@ -307,7 +308,9 @@ int cl_encoder_forward(cl_encoder *e, const cl_batch *bt, const cl_fwd_opts *opt
     if (bt->B < 1 || bt->B > e->maxB || bt->T < 1 || bt->T > e->maxT)
         return cl_errf(err, CL_EINVAL, "encoder: batch %d x %d exceeds the workspace's %d x %d", bt->B, bt->T,
                        e->maxB, e->maxT);
-    if ((opts->labels || opts->targets) && m->head == CL_HEAD_NONE)
+    if ((opts->labels != NULL) + (opts->targets != NULL) + (opts->multi_targets != NULL) > 1)
+        return cl_errf(err, CL_EINVAL, "encoder: give one of labels, targets and multi-label targets");
+    if ((opts->labels || opts->targets || opts->multi_targets) && m->head == CL_HEAD_NONE)
         return cl_errf(err, CL_EINVAL, "encoder: labels given but the model has no classification head");
     if (opts->targets && e->L != 1)
         return cl_errf(err, CL_EINVAL, "encoder: regression targets need num_labels == 1 (the head has %d)", e->L);
@@ -319,6 +322,11 @@ int cl_encoder_forward(cl_encoder *e, const cl_batch *bt, const cl_fwd_opts *opt
             return cl_errf(err, CL_EINVAL, "encoder: sequence %d: label %d outside [0, %d)", b, opts->labels[b], e->L);
         if (opts->targets && !isfinite(opts->targets[b]))
             return cl_errf(err, CL_EINVAL, "encoder: sequence %d: regression target is not finite", b);
+        for (int j = 0; opts->multi_targets && j < e->L; j++) {
+            const float y = opts->multi_targets[(size_t)b * e->L + j];
+            if (!(y >= 0.0f && y <= 1.0f))
+                return cl_errf(err, CL_EINVAL, "encoder: sequence %d: multi-label target %d is not in [0, 1]", b, j);
+        }
     }
     for (int i = 0; i < N; i++) {
         if (bt->ids[i] < 0 || bt->ids[i] >= c->vocab_size)
@@ -341,6 +349,9 @@ int cl_encoder_forward(cl_encoder *e, const cl_batch *bt, const cl_fwd_opts *opt
     if (e->has_labels) memcpy(e->labels, opts->labels, (size_t)B * sizeof(int32_t));
     e->has_targets = opts->targets != NULL;
     if (e->has_targets) memcpy(e->targets, opts->targets, (size_t)B * sizeof(float));
+    e->has_multi = opts->multi_targets != NULL;
+    if (e->has_multi) memcpy(e->mtargets, opts->multi_targets, (size_t)B * e->L * sizeof(float));
+    e->opts.multi_targets = NULL;
     e->opts.labels = NULL;
     e->opts.targets = NULL;
     e->opts.hidden_states = NULL;
@@ -392,6 +403,8 @@ int cl_encoder_forward(cl_encoder *e, const cl_batch *bt, const cl_fwd_opts *opt
         double lv = NAN;
         if (e->has_labels) lv = cl_crossentropy_forward_backward(NULL, e->logits, e->labels, B, e->L, 1.0f);
         else if (e->has_targets) lv = cl_mse_forward_backward(NULL, e->logits, e->targets, B, 1.0f);
+        else if (e->has_multi)
+            lv = cl_bce_logits_forward_backward(NULL, e->logits, e->mtargets, (size_t)B * e->L, 1.0f);
         if (loss) *loss = (float)lv;
     }
     e->fwd_train_ok = opts->train;
@@ -502,11 +515,12 @@ int cl_encoder_backward_logits(cl_encoder *e, const float *dlogits, const cl_hea
 
 int cl_encoder_backward(cl_encoder *e, float scale, const cl_head_grads *g, cl_error *err) {
     if (!e->fwd_train_ok) return cl_errf(err, CL_EINVAL, "encoder: backward needs a training forward first");
-    if (!e->has_labels && !e->has_targets)
+    if (!e->has_labels && !e->has_targets && !e->has_multi)
         return cl_errf(err, CL_EINVAL, "encoder: backward needs the forward to have had labels or targets");
     const size_t BL = (size_t)e->B * e->L;
     memset(e->dlogits, 0, BL * sizeof(float));
     if (e->has_labels) cl_crossentropy_forward_backward(e->dlogits, e->logits, e->labels, e->B, e->L, scale);
+    else if (e->has_multi) cl_bce_logits_forward_backward(e->dlogits, e->logits, e->mtargets, BL, scale);
     else cl_mse_forward_backward(e->dlogits, e->logits, e->targets, e->B, scale);
     return cl_encoder_backward_logits(e, e->dlogits, g, err);
 }

@@ -12,8 +12,9 @@
  * are computed from ids as transformers does (pads = tokens equal to pad_token_id take padding_idx). An example's
  * outputs do not depend on the other sequences of its batch nor on T.
  *
- * Forward: logits (B, num_labels) and, given labels (int class ids) or targets (float, num_labels == 1), the mean
- * loss (CrossEntropyLoss or MSELoss as transformers' *ForSequenceClassification computes them). In training mode
+ * Forward: logits (B, num_labels) and, given labels (int class ids), targets (float, num_labels == 1) or
+ * multi_targets (B x num_labels floats in [0, 1]), the mean loss (CrossEntropyLoss, MSELoss or BCEWithLogitsLoss,
+ * the mean over all B x num_labels elements, as transformers' *ForSequenceClassification computes them). In training mode
  * dropout is active, drawn from opts.seed (counter-based: same seed, same masks, whatever the thread count).
  * Optional: every layer's hidden states ((num_layers + 1) x B x T x H, embeddings output first, as
  * output_hidden_states=True gives) copied into a caller buffer; nothing is stored for them otherwise.
@@ -49,6 +50,8 @@ typedef struct {
     const cl_lin_hook *hook;   /* NULL: no adapters */
     const int32_t *labels;     /* (B) class ids in [0, num_labels), or NULL */
     const float *targets;      /* (B) regression targets when num_labels == 1, or NULL */
+    const float *multi_targets; /* (B, num_labels) multi-label targets in [0, 1] (BCEWithLogitsLoss, as transformers'
+                                   problem_type "multi_label_classification"), or NULL */
     float *hidden_states;      /* ((num_layers + 1) * B * T * H) output, or NULL */
     int need_input_grad;       /* backward also computes d(loss)/d(input embeddings) (word embedding output) */
 } cl_fwd_opts;

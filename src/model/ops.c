@@ -462,6 +462,20 @@ double cl_crossentropy_forward_backward(float *dlogits, const float *logits, con
     return total / B;
 }
 
+double cl_bce_logits_forward_backward(float *dlogits, const float *logits, const float *targets, size_t n,
+                                      float scale) {
+    double total = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double x = logits[i], y = targets[i];
+        total += (x > 0 ? x : 0) - x * y + log1p(exp(-fabs(x)));
+        if (dlogits) {
+            double sg = x >= 0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x));
+            dlogits[i] += (float)((sg - y) * scale / (double)n);
+        }
+    }
+    return n ? total / (double)n : NAN;
+}
+
 double cl_mse_forward_backward(float *dlogits, const float *logits, const float *targets, int B, float scale) {
     double total = 0.0;
     for (int b = 0; b < B; b++) {

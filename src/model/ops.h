@@ -127,5 +127,9 @@ double cl_crossentropy_forward_backward(float *dlogits, const float *logits, con
                                         float scale);
 /* logits (B, 1), targets (B) */
 double cl_mse_forward_backward(float *dlogits, const float *logits, const float *targets, int B, float scale);
+/* BCEWithLogitsLoss (mean over all n = B * L elements): logits (n), targets (n) in [0, 1];
+ * loss = mean(max(x, 0) - x y + log(1 + exp(-|x|))), d/dx = (sigmoid(x) - y) / n */
+double cl_bce_logits_forward_backward(float *dlogits, const float *logits, const float *targets, size_t n,
+                                      float scale);
 
 #endif

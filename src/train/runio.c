@@ -338,7 +338,7 @@ int cl_run_save_checkpoint(cl_tctx *c, const char *dir, int64_t step, const cl_m
      * transformers' problem_type, for predict and merge (adapter_config.json cannot carry them: PEFT refuses
      * unknown keys) */
     cJSON *lj = cJSON_CreateObject(), *i2l = cJSON_AddObjectToObject(lj, "id2label");
-    cJSON_AddStringToObject(lj, "problem_type", c->task->regression ? "regression" : "single_label_classification");
+    cJSON_AddStringToObject(lj, "problem_type", cl_task_problem_type(c->task));
     for (int k = 0; !c->task->regression && c->task->label_names && k < c->task->num_labels; k++) {
         char key[24];
         snprintf(key, sizeof key, "%d", k);

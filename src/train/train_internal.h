@@ -22,6 +22,7 @@ typedef struct {
     int *len;
     int32_t *label;
     float *score;
+    const char **multi; /* multi-label tasks: each example's label set ("0101", in the dataset's arena), else NULL */
     long long tokens;  /* sum of len */
     int truncated;     /* examples cut to max_length */
     cl_batch_plan seq; /* sequential evaluation plan */
@@ -46,8 +47,8 @@ typedef struct {
     cl_encoder *enc;
     int maxT;
     int32_t *b_ids, *b_types, *b_len, *b_lab;
-    float *b_tgt;
-    int *pred;
+    float *b_tgt;      /* regression targets (B), or multi-label targets (B x num_labels) */
+    int *pred;         /* predicted class ids (n), or multi-label sets (n x num_labels 0/1) */
     float *pred_score;
     float *best_param; /* copy of P.param at the best evaluation */
 } cl_tctx;

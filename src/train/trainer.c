@@ -149,7 +149,7 @@ static int is_dir(const char *p) {
 }
 
 static void tokset_free(cl_tokset *s) {
-    free(s->ids), free(s->types), free(s->off), free(s->len), free(s->label), free(s->score);
+    free(s->ids), free(s->types), free(s->off), free(s->len), free(s->label), free(s->score), free((void *)s->multi);
     cl_batch_plan_free(&s->seq);
     memset(s, 0, sizeof *s);
 }
@@ -164,7 +164,8 @@ static int tokenize_set(cl_tctx *c, const cl_dataset *d, const char *what, cl_to
     s->ids = malloc(cap * 4), s->types = malloc(cap * 4);
     s->off = malloc((n + 1) * sizeof(size_t)), s->len = malloc((n + 1) * sizeof(int));
     s->label = malloc((n + 1) * 4), s->score = malloc((n + 1) * 4);
-    if (!s->ids || !s->types || !s->off || !s->len || !s->label || !s->score)
+    if (c->task->multi_label) s->multi = malloc((n + 1) * sizeof *s->multi);
+    if (!s->ids || !s->types || !s->off || !s->len || !s->label || !s->score || (c->task->multi_label && !s->multi))
         return cl_errf(err, CL_ENOMEM, "tokenizing %s: out of memory", what);
     cl_tok_encoding e;
     cl_tok_encoding_init(&e);
@@ -190,6 +191,7 @@ static int tokenize_set(cl_tctx *c, const cl_dataset *d, const char *what, cl_to
         s->len[i] = e.len;
         s->label[i] = x->label;
         s->score[i] = x->score;
+        if (s->multi) s->multi[i] = x->multi;
         s->tokens += e.len;
         s->truncated += e.truncated;
         used += (size_t)e.len;
@@ -295,8 +297,9 @@ model:
     if (c->tr.n > maxn) maxn = c->tr.n;
     c->b_ids = malloc(BT * 4), c->b_types = malloc(BT * 4);
     c->b_len = malloc((size_t)o->batch_size * 4), c->b_lab = malloc((size_t)o->batch_size * 4);
-    c->b_tgt = malloc((size_t)o->batch_size * 4);
-    c->pred = malloc((maxn + 1) * sizeof(int)), c->pred_score = malloc((maxn + 1) * sizeof(float));
+    const size_t K = c->task->multi_label ? (size_t)c->task->num_labels : 1;
+    c->b_tgt = malloc((size_t)o->batch_size * K * 4);
+    c->pred = malloc((maxn * K + 1) * sizeof(int)), c->pred_score = malloc((maxn + 1) * sizeof(float));
     c->best_param = malloc((c->P.numel + 1) * sizeof(float));
     if (!c->b_ids || !c->b_types || !c->b_len || !c->b_lab || !c->b_tgt || !c->pred || !c->pred_score ||
         !c->best_param)
@@ -319,7 +322,13 @@ static cl_batch fill_batch(cl_tctx *c, const cl_tokset *s, const size_t *idx, si
         for (int t = L; t < T; t++) di[t] = pad, dt[t] = 0;
         c->b_len[b] = L;
         c->b_lab[b] = s->label[i];
-        c->b_tgt[b] = s->score[i];
+        if (s->multi) {
+            const int K = c->task->num_labels;
+            const char *m = s->multi[i];
+            for (int k = 0; k < K; k++) c->b_tgt[b * (size_t)K + k] = m && m[k] == '1' ? 1.0f : 0.0f;
+        } else {
+            c->b_tgt[b] = s->score[i];
+        }
     }
     cl_batch bt = {c->b_ids, c->b_types, c->b_len, (int)B, T};
     return bt;
@@ -353,7 +362,9 @@ static int evaluate(cl_tctx *c, const cl_tokset *s, const cl_dataset *d, cl_metr
         if ((rc = cl_adapter_check(c->ad, err))) return rc;
         for (size_t k = 0; k < B; k++) {
             const float *lg = logits + k * (size_t)L;
-            if (c->task->regression) {
+            if (c->task->multi_label) { /* sigmoid(logit) > 0.5 */
+                for (int j = 0; j < L; j++) c->pred[idx[k] * (size_t)L + j] = lg[j] > 0.0f;
+            } else if (c->task->regression) {
                 c->pred_score[idx[k]] = lg[0];
                 c->pred[idx[k]] = -1;
             } else {
@@ -641,7 +652,8 @@ int cl_train_run(const cl_train_opts *opts, cl_train_result *res, cl_error *err)
             if ((rc = cl_adapter_begin_batch(c->ad, bt.B, bt.T, cl_train_step_seed(o->seed, step, 1), err)))
                 goto done;
             cl_fwd_opts fo = {.train = 1, .seed = cl_train_step_seed(o->seed, step, 0), .hook = &c->hook};
-            if (c->task->regression) fo.targets = c->b_tgt;
+            if (c->task->multi_label) fo.multi_targets = c->b_tgt;
+            else if (c->task->regression) fo.targets = c->b_tgt;
             else fo.labels = c->b_lab;
             float loss = 0;
             if ((rc = cl_encoder_forward(c->enc, &bt, &fo, NULL, &loss, err))) goto done;

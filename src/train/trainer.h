@@ -37,7 +37,7 @@ typedef struct {
     const char *data_dir;      /* the GLUE root (holding TASK/) or the task's own directory */
     /* or the user's own files instead of task + data_dir (data/userdata.h): train, dev (NULL: 10% of train held
      * out), test (optional, labelled); text and label columns by name; problem (auto, classification,
-     * regression); format (auto: by extension) */
+     * regression, multi-label); format (auto: by extension) */
     const char *train_file, *dev_file, *test_file;
     const char *text_columns, *label_column;
     cl_problem problem;

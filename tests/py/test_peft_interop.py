@@ -17,7 +17,10 @@ tests/data/tokenizer) and tiny GLUE-format SST-2 and STS-B data. Then:
      tokenizer.json in all-mpnet-base-v2's form (RobertaProcessing, <s> <pad> </s> <unk>): `condlora train` LoRA and
      CondLoRA runs whose adapter_config.json names PEFT's MPNet modules (["q", "v"]), loaded by PEFT with the same
      logits as `condlora predict --adapter`, and `condlora merge` writing an MPNetForSequenceClassification that
-     transformers loads (no missing or unexpected keys) with the same logits.
+     transformers loads (no missing or unexpected keys) with the same logits;
+  6. multi-label own data (JSON Lines lists of tags): the run's adapter in PEFT, its merge read by transformers as a
+     problem_type multi_label_classification model with the run's label names and the same logits, and
+     `condlora predict --format labels` giving transformers' sigmoid probabilities and the set above 0.5.
 CL_BIN names the condlora binary (default build/condlora). CL_PEFT_MINILM=1 uses the real all-MiniLM-L6-v2 from
 ~/.cache/condlora/models/all-MiniLM-L6-v2 (when present) instead of the tiny model. The last line of the output is
 "test_peft_interop: N passed, N failed, N skipped".
@@ -462,6 +465,47 @@ def main():
                   f"merged MPNet {method}: transformers loads an MPNetForSequenceClassification, every tensor",
                   f"{type(m).__name__} {info}")
             compare(f"merged MPNet {method}: transformers' logits vs PEFT", logits_of(m, mbatch), theirs)
+
+        # 6. multi-label own data (JSON Lines lists): the run in PEFT, the merge in transformers as a
+        # multi_label_classification model, predict --format labels = sigmoid of transformers' logits
+        ml = os.path.join(tmp, "multi.jsonl")
+        train_rows = [r.split("\t") for r in open(os.path.join(glue, "SST-2", "train.tsv")).read().splitlines()[1:]]
+        with open(ml, "w") as f:
+            for text, lab in train_rows:
+                tags = (["pos"] if lab == "1" else []) + (["film"] if "actor" in text or "story" in text else [])
+                f.write(json.dumps({"text": text, "tags": tags}) + "\n")
+        out = os.path.join(tmp, "run_multi")
+        if run(["train", "--model", base, "--train", ml, "--text-columns", "text", "--label-column", "tags",
+                "--method", "lora", "--out", out, "--max-steps", "6", "--batch-size", "8", "--max-length", "32",
+                "--threads", "1", "--lr", "2e-2", "--eval-every", "3", "--quiet"], "condlora train (multi-label)"):
+            texts = [json.loads(x)["text"] for x in open(ml).read().splitlines()][:16]
+            mlb = encode(tok, texts)
+            theirs = logits_of(peft_model(base, os.path.join(out, "best"), 2, tmp), mlb)
+            ml16 = os.path.join(tmp, "multi16.jsonl")
+            with open(ml16, "w") as f:
+                f.write("".join(x + "\n" for x in open(ml).read().splitlines()[:16]))
+            ours = run(["predict", "--model", base, "--adapter", out, "--input", ml16, "--text-columns", "text"],
+                       "predict --adapter (multi-label)")
+            compare("multi-label run: condlora predict --adapter vs PEFT", ours and parse_logits(ours), theirs)
+            mdir = os.path.join(tmp, "merged_multi")
+            if run(["merge", "--model", base, "--adapter", out, "--out", mdir], "merge (multi-label)") is not None:
+                m, info = AutoModelForSequenceClassification.from_pretrained(mdir, output_loading_info=True)
+                check(m.config.problem_type == "multi_label_classification" and
+                      m.config.id2label == {0: "film", 1: "pos"} and not info["missing_keys"],
+                      "merged multi-label: transformers reads problem_type multi_label_classification and the labels",
+                      f"{m.config.problem_type} {m.config.id2label} {info}")
+                compare("merged multi-label: transformers' logits vs PEFT", logits_of(m, mlb), theirs)
+                lab = run(["predict", "--model", mdir, "--input", ml16, "--text-columns", "text", "--format",
+                           "labels"], "predict --format labels (merged multi-label)")
+                if lab is not None:
+                    lines = lab.strip("\n").split("\n")
+                    probs = torch.tensor([[float(x) for x in ln.split("\t")[2:]] for ln in lines[1:]])
+                    sig = torch.sigmoid(theirs)
+                    sets = [ln.split("\t")[1] for ln in lines[1:]]
+                    want = [",".join(n for j, n in enumerate(("film", "pos")) if sig[i, j] > 0.5) for i in range(16)]
+                    check(lines[0] == "index\tlabels\tfilm\tpos" and (probs - sig).abs().max().item() < 1e-5 and
+                          sets == want, "multi-label predict --format labels: sigmoid of transformers' logits, "
+                          "the set above 0.5", f"{lines[:3]} vs {sig[:2]}")
     finally:
         if not os.environ.get("CL_KEEP_TMP"):
             shutil.rmtree(tmp, ignore_errors=True)
