@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Training throughput with 2 threads, idle and beside two busy processes (`yes`, one per core of a 2-core machine),
-# with libgomp's own default (idle threads spin 300,000 times before sleeping: GOMP_SPINCOUNT=300000) and with
-# condlora's default (GOMP_SPINCOUNT=10000, set by the condlora command unless GOMP_SPINCOUNT or OMP_WAIT_POLICY is
-# given), plus OMP_WAIT_POLICY=passive for reference. all-MiniLM-L6-v2's shape (random weights), LoRA, batch 16 x 64.
+# with libgomp's own default (idle threads spin 300,000 times before sleeping: GOMP_SPINCOUNT=300000), shorter spins
+# (GOMP_SPINCOUNT=10000, condlora's default before 2026-12-07; 1000) and condlora's default OMP_WAIT_POLICY=passive
+# (set by the condlora command unless GOMP_SPINCOUNT or OMP_WAIT_POLICY is given). all-MiniLM-L6-v2's shape (random weights), LoRA, batch 16 x 64.
 # Each figure: the median of REPS bench runs of STEPS steps. Prints a Markdown table.
 # usage: bench/threads_under_load.sh [REPS (3)] [STEPS (6)]
 set -euo pipefail

@@ -16,6 +16,7 @@
 #include "model/model.h"
 #include "test.h"
 #include "tiny_run.h"
+#include "train/options.h"
 #include "train/trainer.h"
 
 static char ROOT[256], MODEL[300], GLUE[300];
@@ -967,6 +968,65 @@ TEST(own_data_multi_label) {
     CHECK(same && n == nrows + 1, "merged model predicts the same sets (%d lines)", n);
 }
 
+/* the adapter options that only the options table made reachable (SaLoRA's budget and gates, AdaLoRA's schedule,
+ * rsLoRA, dropout): given to `condlora train`, recorded in run.json, read back by --resume, which continues */
+TEST(adapter_options_through_the_cli) {
+    char binabs[4096];
+    const char *bin = getenv("CL_BIN") && realpath(getenv("CL_BIN"), binabs) ? binabs : NULL;
+    if (!bin) {
+        SKIP("CL_BIN not set");
+        return;
+    }
+    static const char *cases[2][2] = {
+        {"salora", "--salora-budget 0.7 --salora-warmup 0.2 --salora-lambda-lr 0.02 --salora-orth 0.25 "
+                   "--salora-log-alpha-init 2.5 --rslora 1 --dropout 0.1 --r 4 --alpha 16 --layers 1"},
+        {"adalora", "--ada-target-r 3 --ada-tinit 1 --ada-tfinal 1 --ada-delta-t 2 --ada-beta1 0.8 --ada-beta2 0.7 "
+                    "--ada-orth 0.3 --r 6 --targets query,value,intermediate.dense"}};
+    for (int k = 0; k < 2; k++) {
+        char run[400], errf[500], cmd[20000];
+        snprintf(run, sizeof run, "%s/adopts_%s", ROOT, cases[k][0]);
+        snprintf(errf, sizeof errf, "%s/adopts_err.txt", ROOT);
+        snprintf(cmd, sizeof cmd, "'%s' train --model '%s' --task SST-2 --data '%s' --protocol glue --method %s %s "
+                 "--out '%s' --batch-size 8 --max-length 32 --max-steps 6 --threads 1 --quiet --save-every 2 "
+                 "--stop-after 2 > /dev/null 2> '%s'", bin, MODEL, GLUE, cases[k][0], cases[k][1], run, errf);
+        int st = system(cmd);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: %d", cmd, st);
+        /* what the command line says, parsed by the same table, against what run.json gives back */
+        cl_train_opts want;
+        cl_train_opts_default(&want);
+        cl_error e = {0};
+        cl_train_option_set(&want, cl_train_option_find("method"), cases[k][0], &e);
+        char args[1024];
+        snprintf(args, sizeof args, "%s", cases[k][1]);
+        for (char *t = strtok(args, " "); t; t = strtok(NULL, " ")) {
+            const cl_train_option *p = cl_train_option_find(t + 2);
+            char *v = strtok(NULL, " ");
+            CHECK(p && v && cl_train_option_set(&want, p, v, &e) == 0, "%s: %s", t, e.msg);
+        }
+        cl_train_opts got;
+        char buf[16384];
+        CHECK(cl_train_read_run_opts(run, &got, buf, sizeof buf, &e) == 0, "%s", e.msg);
+        for (size_t i = 0; i < cl_train_option_count(); i++) {
+            const cl_train_option *p = cl_train_option_at(i);
+            if (!(p->flags & CL_OF_ADAPTER)) continue;
+            char x[512], y[512];
+            cl_train_option_get(&want, p, x, sizeof x);
+            cl_train_option_get(&got, p, y, sizeof y);
+            CHECK(!strcmp(x, y), "%s --%s: given %s, run.json %s", cases[k][0], p->name, x, y);
+        }
+        snprintf(cmd, sizeof cmd, "'%s' train --resume '%s' --quiet > /dev/null 2> '%s'", bin, run, errf);
+        st = system(cmd);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0 && exists(run, "final/adapter_model.safetensors"),
+              "resume %s: %d", run, st);
+        /* a different value on --resume is refused, naming the option */
+        snprintf(cmd, sizeof cmd, "'%s' train --resume '%s' --%s 0.5 > /dev/null 2> '%s'", bin, run,
+                 k ? "ada-beta1" : "salora-budget", errf);
+        st = system(cmd);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2 && file_has(errf, k ? "--ada-beta1" : "--salora-budget"),
+              "changed option on resume: %d", st);
+    }
+}
+
 int main(void) {
     snprintf(ROOT, sizeof ROOT, "/tmp/cl_test_train_%d", (int)getpid());
     snprintf(MODEL, sizeof MODEL, "%s/model", ROOT);
@@ -990,6 +1050,7 @@ int main(void) {
     RUN(cli_eval_and_analyze_of_a_run);
     RUN(own_data_end_to_end);
     RUN(own_data_multi_label);
+    RUN(adapter_options_through_the_cli);
     if (!getenv("CL_KEEP_TMP")) {
         char cmd[600];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", ROOT);

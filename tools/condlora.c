@@ -28,9 +28,10 @@ static const cl_command commands[] = {
  *   Zen 5 and falls back to generic kernels (4x slower). On CPUs with AVX-512 (unless CONDLORA_KEEP_CORETYPE=1):
  *   OPENBLAS_CORETYPE=SkylakeX, OpenBLAS's AVX-512 kernels.
  * - libgomp's idle threads spin GOMP_SPINCOUNT (300,000) times before they sleep. On a shared machine the spinning
- *   threads take the cores the working ones need: with 2 threads beside two busy processes on 2 cores training ran
- *   at 300 tokens/s against 1,060 with GOMP_SPINCOUNT=10000, which costs 3% on an idle machine (README, "Threads").
- *   Unless the user set GOMP_SPINCOUNT or OMP_WAIT_POLICY: GOMP_SPINCOUNT=10000. */
+ *   threads take the cores the working ones need. bench/threads_under_load.sh, 2 threads beside two busy processes
+ *   on 2 cores (AMD EPYC, MiniLM shape): libgomp's default 289 tokens/s, GOMP_SPINCOUNT=10000 988,
+ *   OMP_WAIT_POLICY=passive 1,546; idle, all within 3% (3,316-3,392). Unless the user set GOMP_SPINCOUNT or
+ *   OMP_WAIT_POLICY: OMP_WAIT_POLICY=passive (README, "Threads on a shared machine"). */
 static void fix_thread_and_kernel_env(char **argv) {
     if (getenv("CONDLORA_REEXECED")) return;
     int again = 0;
@@ -42,7 +43,7 @@ static void fix_thread_and_kernel_env(char **argv) {
         again = 1;
     }
     if (!getenv("GOMP_SPINCOUNT") && !getenv("OMP_WAIT_POLICY")) {
-        setenv("GOMP_SPINCOUNT", "10000", 1);
+        setenv("OMP_WAIT_POLICY", "passive", 1);
         again = 1;
     }
     if (!again) return;

@@ -16,9 +16,9 @@
 #include "adapters/peft_io.h"
 #include "io/safetensors.h"
 #include "model/gemm_bf16.h" /* cl_precision_parse */
+#include "train/options.h"
 #include "train/train_internal.h"
 
-static const char *proto_name(cl_protocol p) { return p == CL_PROTOCOL_PAPER ? "paper" : "glue"; }
 
 static cJSON *metrics_obj(const cl_metric_set *m) {
     cJSON *o = cJSON_CreateObject();
@@ -57,52 +57,26 @@ int cl_run_write_json(const cl_tctx *c, const char *path, const cl_train_result 
     cJSON_AddStringToObject(r, "status", status);
     cJSON_AddStringToObject(r, "run_id", c->run_id);
     cJSON *op = cJSON_AddObjectToObject(r, "options");
-    add_path(op, "model_dir", o->model_dir, o->out_dir);
-    add_path(op, "tokenizer_dir", o->tokenizer_dir, o->out_dir);
-    cJSON_AddStringToObject(op, "task", c->task->name);
-    if (o->train_file) { /* the user's own files */
-        add_path(op, "train_file", o->train_file, o->out_dir);
-        add_path(op, "dev_file", o->dev_file, o->out_dir);
-        add_path(op, "test_file", o->test_file, o->out_dir);
-        cJSON_AddStringToObject(op, "text_columns", o->text_columns ? o->text_columns : "sentence");
-        cJSON_AddStringToObject(op, "label_column", o->label_column ? o->label_column : "label");
-        cJSON_AddStringToObject(op, "problem", cl_problem_name(c->utask.problem));
-        static const char *fmts[] = {"auto", "tsv", "csv", "jsonl"};
-        cJSON_AddStringToObject(op, "format", fmts[o->format]);
-        /* the label set inferred from the training file, by class id */
+    cJSON *ad = cJSON_CreateObject();
+    /* every option of the table (train/options.c), then what the run resolved */
+    cl_train_options_to_json(o, op, ad, o->out_dir);
+    cJSON_ReplaceItemInObjectCaseSensitive(op, "task", cJSON_CreateString(c->task->name));
+    cJSON_ReplaceItemInObjectCaseSensitive(op, "threads", cJSON_CreateNumber(omp_get_max_threads()));
+    if (o->train_file) { /* the user's own files: the problem as resolved, the label set inferred from train */
+        cJSON_ReplaceItemInObjectCaseSensitive(op, "problem", cJSON_CreateString(cl_problem_name(c->utask.problem)));
         cJSON *ls = cJSON_AddArrayToObject(r, "labels");
         for (int k = 0; c->utask.labels && k < c->task->num_labels; k++)
             cJSON_AddItemToArray(ls, cJSON_CreateString(c->utask.labels[k]));
     } else {
-        add_path(op, "data_dir", o->data_dir, o->out_dir);
         add_path(op, "task_dir", c->task_dir, o->out_dir);
     }
-    add_path(op, "out_dir", o->out_dir, NULL);
-    cJSON_AddStringToObject(op, "protocol", proto_name(o->protocol));
-    cJSON_AddNumberToObject(op, "lr", o->lr);
-    cJSON_AddNumberToObject(op, "weight_decay", o->weight_decay);
-    cJSON_AddNumberToObject(op, "warmup_ratio", o->warmup_ratio);
-    cJSON_AddNumberToObject(op, "beta1", o->beta1);
-    cJSON_AddNumberToObject(op, "beta2", o->beta2);
-    cJSON_AddNumberToObject(op, "eps", o->eps);
-    cJSON_AddNumberToObject(op, "max_grad_norm", o->max_grad_norm);
-    cJSON_AddNumberToObject(op, "batch_size", o->batch_size);
-    cJSON_AddNumberToObject(op, "max_length", o->max_length);
-    cJSON_AddNumberToObject(op, "epochs", o->epochs);
-    cJSON_AddNumberToObject(op, "max_steps", (double)o->max_steps);
-    cJSON_AddNumberToObject(op, "eval_every", (double)o->eval_every);
-    cJSON_AddNumberToObject(op, "patience", o->patience);
-    cJSON_AddNumberToObject(op, "seed", (double)o->seed);
-    cJSON_AddNumberToObject(op, "threads", omp_get_max_threads());
-    cJSON_AddNumberToObject(op, "mega", o->mega);
-    cJSON_AddNumberToObject(op, "log_every", o->log_every);
-    cJSON_AddNumberToObject(op, "max_train", (double)o->max_train);
-    cJSON_AddNumberToObject(op, "max_eval", (double)o->max_eval);
-    cJSON_AddNumberToObject(op, "save_every", (double)o->save_every);
-    cJSON_AddNumberToObject(op, "save_limit", o->save_limit);
-    cJSON_AddStringToObject(op, "precision", o->bf16 ? "bf16" : "fp32");
-    cJSON_AddNumberToObject(op, "train_pooler", o->train_pooler);
-    cJSON_AddItemToObject(op, "adapter", cl_adapter_opts_json(&o->ad));
+    /* the adapter's own record (PEFT-side names, per-module ranks), with the table's adapter options */
+    cJSON *aj = cl_adapter_opts_json(&o->ad);
+    for (cJSON *it = ad->child; it; it = it->next)
+        if (!cJSON_ReplaceItemInObjectCaseSensitive(aj, it->string, cJSON_Duplicate(it, 1)))
+            cJSON_AddItemToObject(aj, it->string, cJSON_Duplicate(it, 1));
+    cJSON_Delete(ad);
+    cJSON_AddItemToObject(op, "adapter", aj);
     cJSON *v = cJSON_AddObjectToObject(r, "versions");
     cJSON_AddStringToObject(v, "condlora", CONDLORA_VERSION);
     cJSON_AddStringToObject(v, "compiler", __VERSION__);
@@ -141,45 +115,11 @@ int cl_run_write_json(const cl_tctx *c, const char *path, const cl_train_result 
 
 /* ---- reading run.json back ---- */
 
-static const char *jstr(cJSON *o, const char *k, char **buf, size_t *left) {
-    cJSON *it = cJSON_GetObjectItemCaseSensitive(o, k);
-    if (!cJSON_IsString(it)) return NULL;
-    size_t n = strlen(it->valuestring) + 1;
-    if (n > *left) return NULL;
-    memcpy(*buf, it->valuestring, n);
-    const char *r = *buf;
-    *buf += n, *left -= n;
-    return r;
-}
-
 static int jnum(cJSON *o, const char *k, double *out) {
     cJSON *it = cJSON_GetObjectItemCaseSensitive(o, k);
     if (!cJSON_IsNumber(it)) return -1;
     *out = it->valuedouble;
     return 0;
-}
-
-static int path_exists(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0;
-}
-
-/* KEY of run.json's options: the absolute path when it exists, else KEY_rel against the run directory when that
- * exists, else the absolute path (whose absence the caller reports) */
-static const char *jpath(cJSON *op, const char *key, const char *run_dir, char **buf, size_t *left) {
-    const char *abs = jstr(op, key, buf, left);
-    if (!abs || !*abs || path_exists(abs)) return abs;
-    char k[64], cand[8300];
-    snprintf(k, sizeof k, "%s_rel", key);
-    cJSON *rel = cJSON_GetObjectItemCaseSensitive(op, k);
-    if (!cJSON_IsString(rel)) return abs;
-    snprintf(cand, sizeof cand, "%s/%s", run_dir, rel->valuestring);
-    size_t n = strlen(cand) + 1;
-    if (!path_exists(cand) || n > *left) return abs;
-    memcpy(*buf, cand, n);
-    const char *r = *buf;
-    *buf += n, *left -= n;
-    return r;
 }
 
 int cl_run_read_opts(const char *path, cl_train_opts *o, char *buf, size_t left, char *run_id, cl_error *err) {
@@ -205,86 +145,22 @@ int cl_run_read_opts(const char *path, cl_train_opts *o, char *buf, size_t left,
         cJSON *id = cJSON_GetObjectItemCaseSensitive(r, "run_id");
         snprintf(run_id, 33, "%s", cJSON_IsString(id) ? id->valuestring : "");
     }
-    const char *meth = jstr(ad, "method", &buf, &left);
-    rc = meth ? cl_method_parse(meth, &o->ad.method, err) : cl_errf(err, CL_EFORMAT, "%s: no adapter method", path);
-    if (rc) { cJSON_Delete(r); return rc; }
-    cl_adapter_opts_default(&o->ad, o->ad.method);
-    o->model_dir = jpath(op, "model_dir", run_dir, &buf, &left);
-    o->tokenizer_dir = jpath(op, "tokenizer_dir", run_dir, &buf, &left);
-    o->task = jstr(op, "task", &buf, &left);
-    o->train_file = jpath(op, "train_file", run_dir, &buf, &left);
-    if (o->train_file && *o->train_file) { /* the user's own files */
-        o->task = NULL;
-        o->dev_file = jpath(op, "dev_file", run_dir, &buf, &left);
-        o->test_file = jpath(op, "test_file", run_dir, &buf, &left);
-        if (o->dev_file && !*o->dev_file) o->dev_file = NULL;
-        if (o->test_file && !*o->test_file) o->test_file = NULL;
-        o->text_columns = jstr(op, "text_columns", &buf, &left);
-        o->label_column = jstr(op, "label_column", &buf, &left);
-        const char *pb = jstr(op, "problem", &buf, &left), *fm = jstr(op, "format", &buf, &left);
-        if (!pb || cl_problem_parse(pb, &o->problem, err)) o->problem = CL_PROBLEM_AUTO;
-        if (!fm || !strcmp(fm, "auto") || cl_file_format_parse(fm, &o->format, err)) o->format = CL_FMT_AUTO;
-    } else {
-        o->train_file = NULL;
-        o->data_dir = jpath(op, "data_dir", run_dir, &buf, &left);
-    }
-    const char *proto = jstr(op, "protocol", &buf, &left);
-    o->ad.target_modules = jstr(ad, "target_modules", &buf, &left);
-    o->ad.layers = jstr(ad, "layers", &buf, &left);
-    double v;
-    int bad = !o->model_dir || (!o->train_file && (!o->task || !o->data_dir)) || !proto || !o->ad.target_modules;
-#define NUM(obj, key, dst, type) bad |= jnum(obj, key, &v) != 0; if (!bad) dst = (type)v
-    NUM(op, "lr", o->lr, float);
-    NUM(op, "batch_size", o->batch_size, int);
-    NUM(op, "max_length", o->max_length, int);
-    NUM(op, "seed", o->seed, uint64_t);
-    NUM(op, "max_eval", o->max_eval, size_t);
-    NUM(op, "max_train", o->max_train, size_t);
-    NUM(op, "weight_decay", o->weight_decay, float);
-    NUM(op, "warmup_ratio", o->warmup_ratio, double);
-    NUM(op, "beta1", o->beta1, float);
-    NUM(op, "beta2", o->beta2, float);
-    NUM(op, "eps", o->eps, float);
-    NUM(op, "max_grad_norm", o->max_grad_norm, float);
-    NUM(op, "epochs", o->epochs, int);
-    NUM(op, "max_steps", o->max_steps, int64_t);
-    NUM(op, "eval_every", o->eval_every, int64_t);
-    NUM(op, "patience", o->patience, int);
-    NUM(op, "threads", o->threads, int);
-    NUM(op, "mega", o->mega, int);
-    NUM(op, "log_every", o->log_every, int);
-    /* written since checkpoints exist: optional */
-    if (!jnum(op, "save_every", &v)) o->save_every = (int64_t)v;
-    if (!jnum(op, "save_limit", &v)) o->save_limit = (int)v;
-    /* written since --precision exists: optional, fp32 when absent */
-    cJSON *prec = cJSON_GetObjectItemCaseSensitive(op, "precision");
-    if (cJSON_IsString(prec) && !bad && cl_precision_parse(prec->valuestring, &o->bf16, err)) bad = 1;
-    /* written since --train-pooler exists: optional, 0 when absent */
-    if (!jnum(op, "train_pooler", &v)) o->train_pooler = v != 0;
-    NUM(ad, "r", o->ad.r, int);
-    NUM(ad, "alpha", o->ad.alpha, float);
-    NUM(ad, "dropout", o->ad.dropout, float);
-    NUM(ad, "rslora", o->ad.rslora, int);
-    NUM(ad, "condlora_paper", o->ad.condlora_paper, int);
-    NUM(ad, "condlora_use_x", o->ad.condlora_use_x, int);
-    NUM(ad, "condlora_lambda_x", o->ad.condlora_lambda_x, float);
-    NUM(ad, "salora_budget", o->ad.salora_budget, float);
-    NUM(ad, "salora_warmup", o->ad.salora_warmup, float);
-    NUM(ad, "salora_lambda_lr", o->ad.salora_lambda_lr, float);
-    NUM(ad, "salora_orth", o->ad.salora_orth, float);
-    NUM(ad, "salora_log_alpha_init", o->ad.salora_log_alpha_init, float);
-    NUM(ad, "ada_target_r", o->ad.ada_target_r, int);
-    NUM(ad, "ada_tinit", o->ad.ada_tinit, int);
-    NUM(ad, "ada_tfinal", o->ad.ada_tfinal, int);
-    NUM(ad, "ada_deltaT", o->ad.ada_deltaT, int);
-    NUM(ad, "ada_beta1", o->ad.ada_beta1, float);
-    NUM(ad, "ada_beta2", o->ad.ada_beta2, float);
-    NUM(ad, "ada_orth", o->ad.ada_orth, float);
-#undef NUM
-    if (!bad && cl_protocol_parse(proto, &o->protocol, err)) bad = 1;
+    static const char *const required[] = {
+        "model_dir", "protocol", "lr", "batch_size", "max_length", "seed", "max_eval", "max_train", "weight_decay",
+        "warmup_ratio", "beta1", "beta2", "eps", "max_grad_norm", "epochs", "max_steps", "eval_every", "patience",
+        "threads", "mega", "log_every", "method", "target_modules", "r", "alpha", "dropout", "rslora",
+        "condlora_paper", "condlora_use_x", "condlora_lambda_x", "salora_budget", "salora_warmup", "salora_lambda_lr",
+        "salora_orth", "salora_log_alpha_init", "ada_target_r", "ada_tinit", "ada_tfinal", "ada_deltaT", "ada_beta1",
+        "ada_beta2", "ada_orth", NULL};
+    rc = cl_train_options_from_json(o, op, ad, run_dir, &buf, &left, required, path, err);
     cJSON_Delete(r);
-    if (bad) return cl_errf(err, CL_EFORMAT, "%s: run.json lacks an option or has a bad value (or it is too long)",
-                            path);
+    if (rc) return rc;
+    if (o->train_file) o->task = NULL; /* the user's own files ("task": "custom") */
+    else if (!o->task || !o->data_dir)
+        return cl_errf(err, CL_EFORMAT, "%s: run.json names neither a GLUE task and its data nor a training file",
+                       path);
+    /* one invocation's options do not carry over to the next */
+    o->quiet = 0, o->stop_after = 0, o->overwrite = 0;
     if (o->tokenizer_dir && !*o->tokenizer_dir) o->tokenizer_dir = NULL;
     return 0;
 }

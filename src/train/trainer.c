@@ -11,25 +11,21 @@
 #include "core/util.h"
 #include "io/safetensors.h"
 #include "model/gemm_bf16.h"
+#include "train/options.h"
 #include "train/train_internal.h"
 
+/* the table's defaults (train/options.c); the adapter's from cl_adapter_opts_default (tests/test_options.c checks
+ * that they are the table's too) */
 void cl_train_opts_default(cl_train_opts *o) {
     memset(o, 0, sizeof *o);
     cl_adapter_opts_default(&o->ad, CL_METHOD_CONDLORA);
-    o->lr = 5e-4f;
-    o->weight_decay = 0.0f;
-    o->warmup_ratio = 0.1;
-    o->beta1 = 0.9f;
-    o->beta2 = 0.999f;
-    o->eps = 1e-8f;
-    o->max_grad_norm = 0.0f;
-    o->batch_size = 16;
-    o->max_length = 128;
-    o->epochs = 3;
-    o->seed = 1;
+    for (size_t i = 0; i < cl_train_option_count(); i++) {
+        const cl_train_option *p = cl_train_option_at(i);
+        if ((p->flags & CL_OF_ADAPTER) || !p->def || !*p->def || p->set) continue;
+        cl_error e = {0};
+        cl_train_option_set(o, p, p->def, &e);
+    }
     o->protocol = CL_PROTOCOL_PAPER;
-    o->mega = 50;
-    o->log_every = 10;
     o->save_final = 1;
 }
 
@@ -408,63 +404,24 @@ static int path_eq(const char *a, const char *b) {
 static int str_eq(const char *a, const char *b) { return !strcmp(a ? a : "", b ? b : ""); }
 
 const char *cl_train_opts_diff(const cl_train_opts *a, const cl_train_opts *b) {
-#define D(cond, name) if (!(cond)) return name
-    D(path_eq(a->model_dir, b->model_dir), "model");
-    D(path_eq(a->tokenizer_dir ? a->tokenizer_dir : a->model_dir, b->tokenizer_dir ? b->tokenizer_dir : b->model_dir),
-      "tokenizer");
-    D(cl_glue_find_task(a->task ? a->task : "") == cl_glue_find_task(b->task ? b->task : "") &&
-      !(a->task && *a->task) == !(b->task && *b->task), "task");
-    D(path_eq(a->data_dir, b->data_dir), "data");
-    D(path_eq(a->train_file, b->train_file), "train");
-    D(path_eq(a->dev_file, b->dev_file), "dev");
-    D(path_eq(a->test_file, b->test_file), "test");
-    D(str_eq(a->text_columns ? a->text_columns : "sentence", b->text_columns ? b->text_columns : "sentence"),
-      "text-columns");
-    D(str_eq(a->label_column ? a->label_column : "label", b->label_column ? b->label_column : "label"),
-      "label-column");
-    D(a->problem == b->problem || a->problem == CL_PROBLEM_AUTO || b->problem == CL_PROBLEM_AUTO, "problem");
-    D(a->format == b->format || a->format == CL_FMT_AUTO || b->format == CL_FMT_AUTO, "format");
-    D(path_eq(a->out_dir, b->out_dir), "out");
-    D(a->lr == b->lr, "lr");
-    D(a->weight_decay == b->weight_decay, "weight-decay");
-    D(a->warmup_ratio == b->warmup_ratio, "warmup-ratio");
-    D(a->beta1 == b->beta1, "beta1");
-    D(a->beta2 == b->beta2, "beta2");
-    D(a->eps == b->eps, "eps");
-    D(a->max_grad_norm == b->max_grad_norm, "max-grad-norm");
-    D(a->batch_size == b->batch_size, "batch-size");
-    D(a->max_length == b->max_length, "max-length");
-    D(a->epochs == b->epochs, "epochs");
-    D(a->max_steps == b->max_steps, "max-steps");
-    D(a->eval_every == b->eval_every, "eval-every");
-    D(a->patience == b->patience, "patience");
-    D(a->seed == b->seed, "seed");
-    D(a->protocol == b->protocol, "protocol");
-    D(a->mega == b->mega, "mega");
-    D(a->log_every == b->log_every, "log-every");
-    D(a->max_train == b->max_train, "max-train");
-    D(a->max_eval == b->max_eval, "max-eval");
-    D(a->bf16 == b->bf16, "precision");
-    D(a->train_pooler == b->train_pooler, "train-pooler");
-    D(a->overwrite == b->overwrite, "overwrite");
-    const cl_adapter_opts *x = &a->ad, *y = &b->ad;
-    D(x->method == y->method, "method");
-    D(str_eq(x->target_modules && *x->target_modules ? x->target_modules : "query,value",
-             y->target_modules && *y->target_modules ? y->target_modules : "query,value"), "targets");
-    D(str_eq(x->layers, y->layers), "layers");
-    D(x->r == y->r, "r");
-    D(x->alpha == y->alpha, "alpha");
-    D(x->dropout == y->dropout, "dropout");
-    D(x->rslora == y->rslora, "rslora");
-    D(x->condlora_paper == y->condlora_paper, "condlora-form");
-    D(x->condlora_use_x == y->condlora_use_x, "condlora-use-x");
-    D(x->condlora_lambda_x == y->condlora_lambda_x && x->salora_budget == y->salora_budget &&
-      x->salora_warmup == y->salora_warmup && x->salora_lambda_lr == y->salora_lambda_lr &&
-      x->salora_orth == y->salora_orth && x->salora_log_alpha_init == y->salora_log_alpha_init &&
-      x->ada_target_r == y->ada_target_r && x->ada_tinit == y->ada_tinit && x->ada_tfinal == y->ada_tfinal &&
-      x->ada_deltaT == y->ada_deltaT && x->ada_beta1 == y->ada_beta1 && x->ada_beta2 == y->ada_beta2 &&
-      x->ada_orth == y->ada_orth, "preset");
-#undef D
+    for (size_t i = 0; i < cl_train_option_count(); i++) {
+        const cl_train_option *p = cl_train_option_at(i);
+        if (p->flags & (CL_OF_RESUME | CL_OF_INVOCATION)) continue;
+        char x[4096], y[4096];
+        cl_train_option_get(a, p, x, sizeof x);
+        cl_train_option_get(b, p, y, sizeof y);
+        int same;
+        if (!strcmp(p->name, "tokenizer")) /* unset = the model directory */
+            same = path_eq(a->tokenizer_dir && *a->tokenizer_dir ? a->tokenizer_dir : a->model_dir,
+                           b->tokenizer_dir && *b->tokenizer_dir ? b->tokenizer_dir : b->model_dir);
+        else if (p->type == CL_OT_PATH) same = path_eq(x, y);
+        else if (!strcmp(p->name, "task")) /* SST-2 = sst2 */
+            same = cl_glue_find_task(x) == cl_glue_find_task(y) && !*x == !*y && (cl_glue_find_task(x) || str_eq(x, y));
+        else if (!strcmp(p->name, "problem") || !strcmp(p->name, "format")) /* auto matches what it resolved to */
+            same = str_eq(x, y) || !strcmp(x, "auto") || !strcmp(y, "auto");
+        else same = str_eq(x, y);
+        if (!same) return p->name;
+    }
     return NULL;
 }
 
