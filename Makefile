@@ -6,7 +6,9 @@ BUILD    ?= build
 OPT      ?= -O2 -march=native
 BLAS_INC ?= /usr/include/x86_64-linux-gnu/openblas-openmp
 BLAS_LIB ?= /usr/lib/x86_64-linux-gnu/openblas-openmp
-CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-format-zero-length -fopenmp -g $(OPT) -Iinclude -Isrc -I$(BLAS_INC)
+# -fvisibility=hidden + CONDLORA_BUILD: libcondlora.so exports only what include/condlora.h declares (CL_API)
+CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-format-zero-length -fopenmp -g $(OPT) \
+            -fPIC -fvisibility=hidden -DCONDLORA_BUILD -Iinclude -Isrc -I$(BLAS_INC)
 LDLIBS   += -L$(BLAS_LIB) -Wl,-rpath,$(BLAS_LIB) -lopenblas -llapacke -lpcre2-8 -lutf8proc -lcjson -lpng -lmvec -lm -fopenmp
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
@@ -17,12 +19,18 @@ TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 PY_TESTS := $(sort $(wildcard tests/py/test_*.py))
+SH_TESTS := $(sort $(wildcard tests/test_*.sh))
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 DEPS     := $(BUILD)/.deps-ok
 
-.PHONY: all test asan fuzz bench clean setup parity
+VERSION  := $(shell sed -n 's/^\#define CONDLORA_VERSION "\(.*\)"/\1/p' include/condlora.h)
+SOMAJOR  := $(firstword $(subst ., ,$(VERSION)))
+SOLIB    := $(BUILD)/libcondlora.so.$(VERSION)
+PREFIX   ?= /usr/local
+
+.PHONY: all test asan fuzz bench clean setup parity install
 .SECONDARY:
-all: $(BUILD)/condlora
+all: $(BUILD)/condlora $(BUILD)/libcondlora.so
 
 $(DEPS): scripts/setup.sh
 	@bash scripts/setup.sh
@@ -34,6 +42,25 @@ $(BUILD)/%.o: %.c | $(DEPS)
 
 $(BUILD)/libcondlora.a: $(LIB_OBJ)
 	ar rcs $@ $^
+
+# the shared library: soname libcondlora.so.MAJOR, its own dependencies linked in (DT_NEEDED)
+$(SOLIB): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libcondlora.so.$(SOMAJOR) $(CFLAGS) $^ $(LDLIBS) -o $@
+$(BUILD)/libcondlora.so: $(SOLIB)
+	ln -sf libcondlora.so.$(VERSION) $(BUILD)/libcondlora.so.$(SOMAJOR)
+	ln -sf libcondlora.so.$(VERSION) $@
+
+# make install PREFIX=DIR: the CLI, the header, both libraries and condlora.pc (pkg-config)
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 755 $(BUILD)/condlora $(DESTDIR)$(PREFIX)/bin/condlora
+	install -m 644 include/condlora.h $(DESTDIR)$(PREFIX)/include/condlora.h
+	install -m 644 $(BUILD)/libcondlora.a $(DESTDIR)$(PREFIX)/lib/libcondlora.a
+	install -m 755 $(SOLIB) $(DESTDIR)$(PREFIX)/lib/libcondlora.so.$(VERSION)
+	ln -sf libcondlora.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libcondlora.so.$(SOMAJOR)
+	ln -sf libcondlora.so.$(SOMAJOR) $(DESTDIR)$(PREFIX)/lib/libcondlora.so
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' -e 's|@BLAS_LIB@|$(BLAS_LIB)|g' \
+	    condlora.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/condlora.pc
 
 $(BUILD)/condlora: $(TOOL_OBJ) $(BUILD)/libcondlora.a
 	$(CC) $(CFLAGS) $(TOOL_OBJ) $(BUILD)/libcondlora.a $(LDLIBS) -o $@
@@ -52,8 +79,8 @@ $(BUILD)/emu/test_bf16.o: tests/test_bf16.c | $(DEPS)
 $(BUILD)/tests/test_bf16_emu: $(BUILD)/emu/test_bf16.o $(BUILD)/emu/gemm_bf16.o $(BUILD)/libcondlora.a
 	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
-test: $(TEST_BIN) $(BUILD)/tests/test_bf16_emu $(BUILD)/condlora
-	@CL_BIN=$(BUILD)/condlora bash tests/run.sh $(TEST_BIN) $(BUILD)/tests/test_bf16_emu $(PY_TESTS)
+test: $(TEST_BIN) $(BUILD)/tests/test_bf16_emu $(BUILD)/condlora $(BUILD)/libcondlora.so
+	@CL_BIN=$(BUILD)/condlora bash tests/run.sh $(TEST_BIN) $(BUILD)/tests/test_bf16_emu $(SH_TESTS) $(PY_TESTS)
 
 asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan OPT="-O1 $(SAN)" test

@@ -11,7 +11,7 @@
 #include "core/util.h"
 #include "model/model.h"
 
-static cl_model model;
+static cl_weights model;
 static char dir[256];
 
 static void setup(void) {

@@ -11,7 +11,7 @@
 static float dummy_w[1];
 
 /* roberta-base shapes without weights (registration only reads shapes and w != NULL) */
-static void shape_model(cl_model *m, cl_layer_weights *layers, int L, int H, int F, int labels) {
+static void shape_model(cl_weights *m, cl_layer_weights *layers, int L, int H, int F, int labels) {
     memset(m, 0, sizeof *m);
     m->cfg.arch = CL_ARCH_ROBERTA;
     m->cfg.num_layers = L, m->cfg.hidden_size = H, m->cfg.intermediate_size = F;
@@ -29,7 +29,7 @@ static void shape_model(cl_model *m, cl_layer_weights *layers, int L, int H, int
 }
 
 /* a small model with random linear weights (allocated here) */
-static int fake_model(cl_model *m, int L, int H, int F, uint64_t seed) {
+static int fake_model(cl_weights *m, int L, int H, int F, uint64_t seed) {
     memset(m, 0, sizeof *m);
     m->cfg.arch = CL_ARCH_ROBERTA;
     m->cfg.num_layers = L, m->cfg.hidden_size = H, m->cfg.intermediate_size = F;
@@ -49,7 +49,7 @@ static int fake_model(cl_model *m, int L, int H, int F, uint64_t seed) {
         }
     return 0;
 }
-static void fake_model_free(cl_model *m) {
+static void fake_model_free(cl_weights *m) {
     for (int l = 0; l < m->cfg.num_layers; l++)
         for (int k = 0; k < CL_MOD_COUNT; k++) free(m->layers[l].lin[k].w), free(m->layers[l].lin[k].b);
     free(m->layers);
@@ -57,7 +57,7 @@ static void fake_model_free(cl_model *m) {
 
 TEST(param_counts_roberta_base) {
     static cl_layer_weights layers[12];
-    cl_model m;
+    cl_weights m;
     shape_model(&m, layers, 12, 768, 3072, 2);
     cl_method meths[2] = {CL_METHOD_LORA, CL_METHOD_CONDLORA};
     uint64_t want[2] = {294912, 24576};
@@ -109,7 +109,7 @@ TEST(param_counts_roberta_base) {
     }
 }
 
-static void expect_refusal(cl_model *m, const cl_adapter_opts *o, const char *option, const char *what) {
+static void expect_refusal(cl_weights *m, const cl_adapter_opts *o, const char *option, const char *what) {
     cl_adapter *ad = NULL;
     cl_error err = {0};
     int rc = cl_adapter_create(&ad, o, m, &err);
@@ -119,7 +119,7 @@ static void expect_refusal(cl_model *m, const cl_adapter_opts *o, const char *op
 }
 
 TEST(bad_configs_refused) {
-    cl_model m;
+    cl_weights m;
     if (fake_model(&m, 2, 8, 12, 1)) { CHECK(0, "alloc"); return; }
     cl_adapter_opts o;
     cl_adapter_opts_default(&o, CL_METHOD_LORA);
@@ -162,7 +162,7 @@ TEST(bad_configs_refused) {
 }
 
 typedef struct {
-    cl_model m;
+    cl_weights m;
     cl_adapter *ad;
     cl_params p;
 } setup;
@@ -444,7 +444,7 @@ TEST(adalora_allocator_matches_peft) {
     cl_safetensors st;
     cl_error err = {0};
     if (cl_st_open(&st, REFS, &err)) { CHECK(0, "%s", err.msg); return; }
-    cl_model m;
+    cl_weights m;
     if (fake_model(&m, 2, 16, 24, 1)) { CHECK(0, "alloc"); cl_st_close(&st); return; }
     cl_adapter_opts o;
     cl_adapter_opts_default(&o, CL_METHOD_ADALORA);
@@ -526,7 +526,7 @@ static double rel_err(const float *a, const float *b, size_t n) {
 
 static void single_case(const cl_safetensors *st, cl_method meth, int paper) {
     const char *pre = meth == CL_METHOD_LORA ? "single.lora." : paper ? "single.condp." : "single.cond.";
-    cl_model m;
+    cl_weights m;
     if (fake_model(&m, 2, 16, 24, 1)) { CHECK(0, "alloc"); return; }
     cl_linear *lin = &m.layers[1].lin[CL_MOD_VALUE];
     float x[80], R[80], y[80], dx[80], want[80], got[64];

@@ -42,7 +42,7 @@ static int ref_i32(const cl_safetensors *st, const char *name, int32_t *out, siz
 /* ---- a whole encoder + head + adapter ------------------------------------------------------------------------ */
 enum { MAXB = 4, MAXT = 24 };
 typedef struct {
-    cl_model m;
+    cl_weights m;
     int model_ok;
     cl_adapter *ad;
     cl_params p;

@@ -11,7 +11,7 @@
 #include "test.h"
 
 /* A model with only the layers' linear weights (what the adapters read), allocated here. */
-static int fake_model(cl_model *m, const cl_config *c) {
+static int fake_model(cl_weights *m, const cl_config *c) {
     memset(m, 0, sizeof *m);
     m->cfg = *c;
     m->layers = calloc((size_t)c->num_layers, sizeof *m->layers);
@@ -28,7 +28,7 @@ static int fake_model(cl_model *m, const cl_config *c) {
         }
     return 0;
 }
-static void fake_model_free(cl_model *m) {
+static void fake_model_free(cl_weights *m) {
     for (int l = 0; l < m->cfg.num_layers; l++)
         for (int k = 0; k < CL_MOD_COUNT; k++) free(m->layers[l].lin[k].w), free(m->layers[l].lin[k].b);
     free(m->layers);
@@ -44,7 +44,7 @@ static void tiny_cfg(cl_config *c, int H, int F) {
 }
 
 typedef struct {
-    cl_model model;
+    cl_weights model;
     cl_adapter *ad;
     cl_params p;
     int T, B, S;

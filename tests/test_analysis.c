@@ -263,7 +263,7 @@ TEST(lowrank_basis_matches_full_svd) {
 
 /* ---------------------------------------------------------------------------------- adapters and conversion */
 
-static int load_model(cl_model *m) {
+static int load_model(cl_weights *m) {
     cl_error err = {0};
     cl_load_opts lo = {0, 0, 0};
     int rc = cl_model_load(m, DATA "/tiny-bert", &lo, &err);
@@ -287,7 +287,7 @@ TEST(adapter_loads_peft_format) {
 }
 
 TEST(conversion_matches_numpy) {
-    cl_model model;
+    cl_weights model;
     if (load_model(&model)) return;
     cl_lora_adapter a;
     cl_error err = {0};
@@ -383,7 +383,7 @@ TEST(conversion_matches_numpy) {
 }
 
 TEST(adalora_folds_e_and_drops_pruned) {
-    cl_model model;
+    cl_weights model;
     if (load_model(&model)) return;
     cl_lora_adapter a;
     cl_error err = {0};
@@ -427,7 +427,7 @@ TEST(adalora_folds_e_and_drops_pruned) {
 }
 
 TEST(conversion_refuses_singular_and_non_square) {
-    cl_model model;
+    cl_weights model;
     if (load_model(&model)) return;
     cl_error err = {0};
     cl_lora_adapter a;
@@ -445,7 +445,7 @@ TEST(conversion_refuses_singular_and_non_square) {
 
     /* a singular W0 in layer 1 (a model copy whose layer 1 query weight has a zero row) */
     CHECK(cl_lora_adapter_load(&a, DATA "/lora-a", &err) == 0, "%s", err.msg);
-    cl_model bad = model;
+    cl_weights bad = model;
     cl_layer_weights *lw = malloc(sizeof *lw * (size_t)model.cfg.num_layers);
     memcpy(lw, model.layers, sizeof *lw * (size_t)model.cfg.num_layers);
     bad.layers = lw;

@@ -260,7 +260,7 @@ static const char CONFIG[] =
     "\"attention_probs_dropout_prob\":0.1}";
 
 /* a random model whose tokens mix (std 0.2 as test_train.c), with a 3-label head */
-static int tiny_model(cl_model *m, int labels) {
+static int tiny_model(cl_weights *m, int labels) {
     cl_error e = {0};
     cl_config cfg;
     if (cl_config_parse(&cfg, CONFIG, strlen(CONFIG), "test", &e)) return -1;
@@ -278,7 +278,7 @@ static int tiny_model(cl_model *m, int labels) {
 }
 
 typedef struct {
-    cl_model m;
+    cl_weights m;
     cl_adapter *ad;
     cl_params p;
     cl_head_params hp;
@@ -417,7 +417,7 @@ TEST(mpnet_bf16_vs_fp32) {
     if (cl_st_open(&st, "tests/data/encoder/mpnet_cls/ref.safetensors", &e)) { CHECK(0, "%s", e.msg); return; }
     const cl_st_tensor *ti = cl_st_find(&st, "input_ids"), *tl = cl_st_find(&st, "lengths"),
                        *tr = cl_st_find(&st, "logits");
-    cl_model m;
+    cl_weights m;
     cl_load_opts lo = {0};
     if (!ti || !tl || !tr || cl_model_load(&m, "tests/data/encoder/mpnet_cls", &lo, &e)) {
         CHECK(0, "fixture: %s", e.msg);
@@ -482,7 +482,7 @@ TEST(release_keep_and_errors) {
     rc = cl_model_to_bf16(&g.m, NULL, &e);
     CHECK(rc == CL_EINVAL, "converting twice: %d", rc);
     /* an inference-only conversion cannot train through the layers: a message, not a crash */
-    cl_model m;
+    cl_weights m;
     CHECK(tiny_model(&m, 3) == 0);
     cl_bf16_opts bo = {0};
     CHECK(cl_model_to_bf16(&m, &bo, &e) == 0, "%s", e.msg);
@@ -515,7 +515,7 @@ TEST(release_keep_and_errors) {
 /* MODEL: config.json + model.safetensors (tiny_model without its head) + the tiny WordPiece tokenizer.json */
 static int make_model_dir(void) {
     cl_error e = {0};
-    cl_model m;
+    cl_weights m;
     if (tiny_model(&m, 2)) return -1;
     int rc = tr_write_model_dir(MODEL, &m, CONFIG);
     cl_model_free(&m);
@@ -557,7 +557,7 @@ TEST(train_and_eval_in_bf16) {
     CHECK(cl_eval_run(out, "dev", NULL, NULL, 1, &m, &n, &e) == 0, "%s", e.msg);
     CHECK(m.main == r.best_dev.main, "eval %.10g, training's best dev %.10g", m.main, r.best_dev.main);
     /* and in fp32 on request: close (the weights are the same) */
-    CHECK(cl_eval_run_precision(out, "dev", NULL, NULL, 1, 0, &m, &n, &e) == 0, "%s", e.msg);
+    CHECK(cl_eval_run_precision(out, "dev", NULL, NULL, 1, 0, NULL, NULL, &m, &n, &e) == 0, "%s", e.msg);
     CHECK(fabs(m.main - r.best_dev.main) <= 0.1, "fp32 eval of a bf16 run %.4g vs %.4g", m.main, r.best_dev.main);
 }
 

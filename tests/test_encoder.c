@@ -49,7 +49,7 @@ static double abs_err(const float *a, const float *b, size_t n) {
     return md;
 }
 
-static void zero_dropout(cl_model *m) {
+static void zero_dropout(cl_weights *m) {
     m->cfg.hidden_dropout = m->cfg.attention_dropout = 0.0f;
     m->cfg.classifier_dropout = -1.0f;
 }
@@ -63,7 +63,7 @@ static void check_model(const char *name) {
         CHECK(0, "%s missing", path);
         return;
     }
-    cl_model m;
+    cl_weights m;
     cl_error err = {0};
     cl_load_opts lo = {0};
     if (cl_model_load(&m, dir, &lo, &err)) {
@@ -222,7 +222,7 @@ static void toy_bwd(void *c, int l, cl_module m, const float *x, const float *dy
 }
 
 TEST(hook_finite_differences) {
-    cl_model m;
+    cl_weights m;
     cl_error err = {0};
     cl_load_opts lo = {0};
     if (cl_model_load(&m, DATA "/roberta_cls", &lo, &err)) {
@@ -310,7 +310,7 @@ TEST(hook_finite_differences) {
 }
 
 TEST(dropout_is_seeded) {
-    cl_model m;
+    cl_weights m;
     cl_error err = {0};
     cl_load_opts lo = {0};
     if (cl_model_load(&m, DATA "/bert_cls", &lo, &err)) {
@@ -340,7 +340,7 @@ TEST(dropout_is_seeded) {
 }
 
 TEST(bad_input) {
-    cl_model m;
+    cl_weights m;
     cl_error err = {0};
     cl_load_opts lo = {0};
     if (cl_model_load(&m, DATA "/roberta_cls", &lo, &err)) {
@@ -410,7 +410,7 @@ static void real_model(const char *name, const char *env_var, const char *ref_pa
         return;
     }
     if (!ref_open(&r, ref_path)) return;
-    cl_model m;
+    cl_weights m;
     cl_error err = {0};
     cl_load_opts lo = {0};
     if (cl_model_load(&m, dir, &lo, &err)) {
@@ -482,7 +482,7 @@ TEST(mpnet_buckets) {
 
 /* MPNet without token types: nonzero type ids are refused with a message; all-zero ones are accepted */
 TEST(mpnet_no_token_types) {
-    cl_model m;
+    cl_weights m;
     cl_error err = {0};
     cl_load_opts lo = {0};
     if (cl_model_load(&m, DATA "/mpnet_cls", &lo, &err)) {

@@ -24,7 +24,7 @@ static cJSON *read_json(const char *path) {
 }
 
 /* The model's pointer for a transformers parameter name (no prefix); *n its element count. */
-static const float *param(const cl_model *m, const char *name, uint64_t *n) {
+static const float *param(const cl_weights *m, const char *name, uint64_t *n) {
     const cl_config *c = &m->cfg;
     uint64_t H = (uint64_t)c->hidden_size, I = (uint64_t)c->intermediate_size;
     int l;
@@ -62,7 +62,7 @@ static const float *param(const cl_model *m, const char *name, uint64_t *n) {
 }
 
 /* Compares counts and checksums of a loaded model with a reference object. */
-static void check_against(const cl_model *m, const cJSON *ref, const char *what) {
+static void check_against(const cl_weights *m, const cJSON *ref, const char *what) {
     const cJSON *t = cJSON_GetObjectItem(ref, "n_params_total"), *e = cJSON_GetObjectItem(ref, "n_params_encoder");
     CHECK((double)m->n_params_total == t->valuedouble, "%s: n_params_total %llu, PyTorch %.0f", what,
           (unsigned long long)m->n_params_total, t->valuedouble);
@@ -111,7 +111,7 @@ TEST(fixtures_match_transformers) {
         char dir[256];
         snprintf(dir, sizeof dir, FIX "%s", fx[i].name);
         const cJSON *r = cJSON_GetObjectItem(cJSON_GetObjectItem(ref, "fixtures"), fx[i].name);
-        cl_model m;
+        cl_weights m;
         cl_error err = {0};
         cl_load_opts o = {0};
         int rc = cl_model_load(&m, dir, &o, &err);
@@ -149,7 +149,7 @@ TEST(fixtures_match_transformers) {
 }
 
 TEST(weights_writable_file_untouched) {
-    cl_model m;
+    cl_weights m;
     cl_error err = {0};
     CHECK(cl_model_load(&m, FIX "bert_base", NULL, &err) == 0, "%s", err.msg);
     if (!m.word_emb) return;
@@ -157,7 +157,7 @@ TEST(weights_writable_file_untouched) {
     m.layers[1].lin[CL_MOD_VALUE].w[3] = 12345.0f; /* merge writes W in place */
     m.word_emb[0] += 1.0f;
     CHECK(m.layers[1].lin[CL_MOD_VALUE].w[3] == 12345.0f, "%s", "check");
-    cl_model m2;
+    cl_weights m2;
     CHECK(cl_model_load(&m2, FIX "bert_base", NULL, &err) == 0, "%s", err.msg);
     if (m2.layers) CHECK(m2.layers[1].lin[CL_MOD_VALUE].w[3] == orig, "the file must not change");
     cl_model_free(&m2);
@@ -176,7 +176,7 @@ TEST(head_options) {
     if (!ref) { CHECK(0, "reference.json"); return; }
     const cJSON *fx = cJSON_GetObjectItem(ref, "fixtures");
     cl_error err = {0};
-    cl_model m, m2;
+    cl_weights m, m2;
     /* BertModel checkpoint + 4 labels: a new BERT head on the file's pooler */
     cl_load_opts o = {.num_labels = 4, .head_seed = 11};
     CHECK(cl_model_load(&m, FIX "bert_base", &o, &err) == 0, "%s", err.msg);
@@ -221,7 +221,7 @@ TEST(head_options) {
 }
 
 static void expect_fail(const char *dir, int code, const char *a, const char *b) {
-    cl_model m;
+    cl_weights m;
     cl_error err = {0};
     int rc = cl_model_load(&m, dir, NULL, &err);
     CHECK(rc != 0, "%s accepted", dir);
@@ -244,7 +244,7 @@ TEST(broken_checkpoints) {
     expect_fail(FIX "does_not_exist", 0, "does_not_exist", NULL);
     expect_fail(FIX "reference.json", 0, "not a directory", NULL);
 
-    cl_model m;
+    cl_weights m;
     cl_error err = {0};
     cl_load_opts o = {.verbose = 0};
     CHECK(cl_model_load(&m, FIX "broken_unexpected", &o, &err) == 0, "an unexpected tensor is reported, not fatal: %s",
@@ -312,7 +312,7 @@ static int copy_without(const char *src, const char *dst, const char *skip, cl_e
 
 TEST(mpnet_checkpoints) {
     const char *src = "tests/data/encoder/mpnet_cls";
-    cl_model a, b;
+    cl_weights a, b;
     cl_error err = {0};
     if (cl_model_load(&a, src, NULL, &err)) { CHECK(0, "%s", err.msg); return; }
     char dir[] = "/tmp/cl_test_loader_mpnet_XXXXXX";
@@ -369,7 +369,7 @@ TEST(init_random_shapes_and_counts) {
     const cJSON *fx = cJSON_GetObjectItem(ref, "fixtures");
     cl_config c;
     cl_error err = {0};
-    cl_model m, m2;
+    cl_weights m, m2;
     /* BertModel of bert_base's config (with pooler) has PyTorch's parameter count */
     CHECK(cl_config_load(&c, FIX "bert_base/config.json", &err) == 0, "%s", err.msg);
     CHECK(cl_model_init_random(&m, &c, CL_HEAD_NONE, 0, 5, &err) == 0, "%s", err.msg);
@@ -415,7 +415,7 @@ TEST(real_minilm) {
     cJSON *ref = read_json(FIX "minilm_reference.json");
     CHECK(ref != NULL, "tests/data/model/minilm_reference.json");
     if (!ref) return;
-    cl_model m;
+    cl_weights m;
     cl_error err = {0};
     double t0 = cl_now();
     int rc = cl_model_load(&m, dir, NULL, &err);

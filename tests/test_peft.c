@@ -38,7 +38,7 @@ static int load_batch(const cl_safetensors *st, const char *arch, tbatch *b) {
 }
 
 /* logits (B x L) of model with hook (may be NULL) into out; 0 on success */
-static int run(cl_model *m, const tbatch *b, const cl_lin_hook *hook, float *out) {
+static int run(cl_weights *m, const tbatch *b, const cl_lin_hook *hook, float *out) {
     cl_encoder *e = NULL;
     cl_error err = {0};
     int rc = cl_encoder_new(&e, m, b->B, b->T, 0, &err);
@@ -60,7 +60,7 @@ static double maxdiff(const float *a, const float *b, size_t n) {
     return d;
 }
 
-static int load_base(cl_model *m, const char *arch, const char *adapter_dir) {
+static int load_base(cl_weights *m, const char *arch, const char *adapter_dir) {
     cl_error err = {0};
     int L = 0;
     if (adapter_dir && cl_peft_num_labels(adapter_dir, &L, &err)) {
@@ -84,7 +84,7 @@ static void check_adapter(const cl_safetensors *refs, const char *name, const ch
     char dir[300], key[96];
     snprintf(dir, sizeof dir, DATA "/%s", name);
     if (dir_override) snprintf(dir, sizeof dir, "%s", dir_override);
-    cl_model m;
+    cl_weights m;
     if (load_base(&m, arch, dir)) return;
     float want[64], got[64], base[64];
     snprintf(key, sizeof key, "logits.%s", name);
@@ -140,7 +140,7 @@ TEST(peft_adapters_match_peft_logits) {
     for (int a = 0; a < 2; a++) {
         const char *arch = a ? "roberta" : "bert";
         tbatch b;
-        cl_model m;
+        cl_weights m;
         float want[64], got[64];
         char key[64];
         snprintf(key, sizeof key, "logits.%s", arch);
@@ -163,7 +163,7 @@ TEST(peft_mpnet_adapters) {
     check_adapter(&refs, "mpnet_lora", "mpnet", NULL);
     check_adapter(&refs, "mpnet_o", "mpnet", NULL);
     tbatch b;
-    cl_model m;
+    cl_weights m;
     float want[64], got[64];
     if (!load_batch(&refs, "mpnet", &b) && !load_base(&m, "mpnet", NULL)) {
         if (!ref_load(&refs, "logits.mpnet", want, (size_t)b.B * 2) && !run(&m, &b, NULL, got))
@@ -189,7 +189,7 @@ TEST(peft_mpnet_adapters) {
 /* what was built: modules, ranks and scales of the rank_pattern / regex / layers_to_transform adapters */
 TEST(module_selection_and_ranks) {
     cl_error err = {0};
-    cl_model m;
+    cl_weights m;
     if (load_base(&m, "bert", DATA "/bert_pattern")) return;
     cl_peft *pf = NULL;
     if (cl_peft_load(&pf, DATA "/bert_pattern", &m, &err)) {
@@ -308,7 +308,7 @@ TEST(default_names_accepted) {
 /* a failing load: non-zero, the message names NEEDLE1 (and NEEDLE2) */
 static void expect_fail(const char *dir, const char *arch, int num_labels, const char *n1, const char *n2,
                         const char *what) {
-    cl_model m;
+    cl_weights m;
     cl_error err = {0};
     char d[256];
     snprintf(d, sizeof d, DATA "/%s", arch);
@@ -428,7 +428,7 @@ static int export_cb(void *user, const char *name, int ndim, const int64_t *shap
 
 /* cl_peft_write_config: a condlora adapter exported (as runio.c does) + the config reloads to the same logits */
 /* an adapter with options o on m, its parameters in P (initialised by the caller) */
-static int make_adapter(cl_adapter **ad, const cl_adapter_opts *o, cl_model *m, cl_params *P, cl_error *err) {
+static int make_adapter(cl_adapter **ad, const cl_adapter_opts *o, cl_weights *m, cl_params *P, cl_error *err) {
     int rc = cl_adapter_create(ad, o, m, err);
     if (!rc) rc = cl_adapter_register(*ad, P, err);
     if (!rc) rc = cl_params_alloc(P, err);
@@ -445,7 +445,7 @@ static void roundtrip_arch(const char *arch, cl_method method, const char *layer
     tbatch b;
     load_batch(&refs, arch, &b);
     cl_st_close(&refs);
-    cl_model m;
+    cl_weights m;
     if (load_base(&m, arch, NULL)) return;
     cl_adapter_opts o;
     cl_adapter_opts_default(&o, method);
@@ -555,7 +555,7 @@ TEST(write_config_roundtrip) {
 TEST(write_config_list_form) {
     /* query + value on layer 1: a list and layers_to_transform */
     cl_error err = {0};
-    cl_model m;
+    cl_weights m;
     if (load_base(&m, "bert", NULL)) return;
     cl_adapter_opts o;
     cl_adapter_opts_default(&o, CL_METHOD_CONDLORA);
@@ -594,7 +594,7 @@ TEST(old_condlora_config) {
         "\"target_modules\":[\"query\",\"value\",\"output.dense\"],\"modules_to_save\":[\"classifier\",\"score\"],"
         "\"condlora\":{\"method\":\"salora\",\"options\":{\"method\":\"salora\",\"target_modules\":"
         "\"query,value,output.dense\",\"layers\":\"\"},\"note\":\"\"}}";
-    cl_model m;
+    cl_weights m;
     if (load_base(&m, "bert", NULL)) return;
     cl_error err = {0};
     cl_peft *pf = NULL;

@@ -45,7 +45,7 @@ static int make_model(void) {
     cl_error e = {0};
     cl_config cfg;
     if (cl_config_parse(&cfg, CONFIG, strlen(CONFIG), "test", &e)) return -1;
-    cl_model m;
+    cl_weights m;
     if (cl_model_init_random(&m, &cfg, CL_HEAD_POOLER, 2, 7, &e)) return -1;
     cl_config_free(&cfg);
     int H = 32;

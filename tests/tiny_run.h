@@ -1,5 +1,5 @@
 /* Fixtures shared by the tests that train end to end (test_train.c, test_bf16.c): a Hugging Face model directory
- * written from a cl_model built in memory, and a toy SST-2-format task. Header-only (static functions). */
+ * written from a cl_weights built in memory, and a toy SST-2-format task. Header-only (static functions). */
 #ifndef CL_TINY_RUN_H
 #define CL_TINY_RUN_H
 #include <stdio.h>
@@ -21,7 +21,7 @@ static void tr_add(cl_st_writer *w, const char *name, const float *p, int64_t d0
 
 /* DIR: config.json (config_text) + model.safetensors (m's encoder and pooler, without a classifier, BERT names
  * without prefix) + the tiny WordPiece tokenizer.json of tests/data/tokenizer. */
-static int tr_write_model_dir(const char *dir, const cl_model *m, const char *config_text) {
+static int tr_write_model_dir(const char *dir, const cl_weights *m, const char *config_text) {
     cl_error e = {0};
     const int H = m->cfg.hidden_size;
     cl_st_writer *w = cl_st_writer_new();

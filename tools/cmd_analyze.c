@@ -129,7 +129,7 @@ int cmd_analyze(int argc, char **argv) {
         return 2;
     }
     cl_error err = {0};
-    cl_model model;
+    cl_weights model;
     memset(&model, 0, sizeof model);
     cl_lora_adapter ad[2];
     memset(ad, 0, sizeof ad);

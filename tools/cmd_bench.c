@@ -138,7 +138,7 @@ int cmd_bench(int argc, char **argv) {
         fprintf(stderr, "condlora bench: %s\n", err.msg);
         return 1;
     }
-    cl_model m;
+    cl_weights m;
     cl_head_kind hk = cl_arch_get(cfg.arch)->head;
     if (cl_model_init_random(&m, &cfg, hk, labels, seed, &err)) {
         fprintf(stderr, "condlora bench: %s\n", err.msg);

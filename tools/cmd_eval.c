@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "commands.h"
+#include "condlora.h"
 #include "model/gemm_bf16.h"
 #include "train/trainer.h"
 
@@ -15,6 +16,12 @@ static void usage(FILE *f) {
                "prints the split's metrics as one JSON line (splits as the run's protocol defines them; default dev).\n"
                "  --model / --data   override the paths recorded in run.json\n"
                "  --precision        fp32 or bf16 (AVX512_BF16 CPUs); default: the run's own (run.json)\n");
+}
+
+/* a long evaluation's progress lines */
+static void progress(const cl_train_event *ev, void *user) {
+    (void)user;
+    fprintf(stderr, "%s\n", ev->message);
 }
 
 int cmd_eval(int argc, char **argv) {
@@ -57,11 +64,14 @@ int cmd_eval(int argc, char **argv) {
         else fprintf(stderr, "condlora eval: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
+    /* through the public API (include/condlora.h) */
     cl_metric_set m;
     size_t n = 0;
-    if (cl_eval_run_precision(run, split, model, data, threads, bf16, &m, &n, &err)) {
-        fprintf(stderr, "condlora eval: %s\n", err.msg);
-        return cl_exit_status(&err);
+    cl_eval_params ep = cl_eval_default_params();
+    ep.model_dir = model, ep.data_dir = data, ep.threads = threads, ep.precision = bf16, ep.on_event = progress;
+    if (cl_eval(run, split, &ep, &m, &n)) {
+        fprintf(stderr, "condlora eval: %s\n", cl_last_error());
+        return cl_last_status() == CL_EUSAGE ? 2 : 1;
     }
     /* one JSON line; the run path goes through cJSON's string escaping (a path may hold quotes or backslashes) */
     cJSON *j = cJSON_CreateObject();

@@ -187,7 +187,7 @@ static const char *head_name(cl_head_kind k) {
 }
 
 static int inspect_dir(const char *dir, int tensors) {
-    cl_model m;
+    cl_weights m;
     cl_error err = {0};
     cl_load_opts opts = {0};
     if (cl_model_load(&m, dir, &opts, &err)) {

@@ -29,7 +29,7 @@ static void usage(FILE *f) {
             "  --tokenizer DIR   copy the tokenizer files from DIR (default: BASE_DIR)\n");
 }
 
-static int write_config(const char *base_dir, const char *adapter_dir, const char *path, const cl_model *m,
+static int write_config(const char *base_dir, const char *adapter_dir, const char *path, const cl_weights *m,
                         const cl_glue_task *task, const char *dtype, cl_error *err) {
     char src[4200];
     snprintf(src, sizeof src, "%s/config.json", base_dir);
@@ -146,7 +146,7 @@ int cmd_merge(int argc, char **argv) {
         fprintf(stderr, "condlora merge: %s\n", err.msg);
         return 1;
     }
-    cl_model m;
+    cl_weights m;
     cl_load_opts mo = {.num_labels = labels};
     if (cl_model_load(&m, model_dir, &mo, &err)) {
         fprintf(stderr, "condlora merge: %s\n", err.msg);

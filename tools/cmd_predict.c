@@ -12,6 +12,7 @@
 #include <string.h>
 #include "adapters/peft_io.h"
 #include "commands.h"
+#include "condlora.h"
 #include "core/util.h"
 #include "data/glue.h"
 #include "model/encoder.h"
@@ -159,7 +160,6 @@ static int read_plain(char *text, size_t tlen, const char *input, const int *col
 int cmd_predict(int argc, char **argv) {
     const char *model_dir = NULL, *input = NULL, *output = NULL, *tokdir = NULL, *cols = NULL, *adapter = NULL;
     const char *task_name = NULL, *format = "tsv", *precision = "fp32", *input_format = NULL;
-    char **names = NULL; /* --format labels */
     int use_ids = 0, skip_header = 0, batch = 32, max_len = 0, threads = 0;
     static const struct option lo[] = {
         {"model", 1, 0, 'm'},  {"input", 1, 0, 'i'},       {"output", 1, 0, 'o'},     {"text-columns", 1, 0, 'c'},
@@ -257,68 +257,41 @@ int cmd_predict(int argc, char **argv) {
         col[1] = (int)b;
         ncol = b >= 0 ? 2 : 1;
     }
-    if (threads > 0) {
-        omp_set_num_threads(threads);
-        openblas_set_num_threads(threads);
-    }
-    /* the model, with the number of labels of the adapter's head when it has one */
-    int adapter_labels = 0;
-    if (adapter && cl_peft_num_labels(adapter, &adapter_labels, &err)) {
-        fprintf(stderr, "condlora predict: %s\n", err.msg);
-        return 1;
-    }
-    cl_model m;
-    cl_load_opts mo = {.num_labels = adapter_labels};
-    if (cl_model_load(&m, model_dir, &mo, &err)) {
-        fprintf(stderr, "condlora predict: %s\n", err.msg);
+    /* the model with the adapter, the tokenizer and the logits: the public API (include/condlora.h) */
+    cl_model_params mp = cl_model_default_params();
+    mp.adapter = adapter, mp.bf16 = bf16, mp.threads = threads;
+    cl_model *m = cl_model_open(model_dir, &mp);
+    if (!m) {
+        fprintf(stderr, "condlora predict: %s\n", cl_last_error());
         return 1;
     }
     int rc = 1;
-    cl_peft *pf = NULL;
     cl_tokenizer *tok = NULL;
-    cl_encoder *enc = NULL;
     char *text = NULL;
     seq *seqs = NULL;
     row *rows = NULL;
     size_t nrows = 0, caprows = 0;
     cl_dataset ds;
     memset(&ds, 0, sizeof ds);
-    int32_t *ids = NULL, *types = NULL, *lens = NULL;
-    cl_tok_encoding te;
-    cl_tok_encoding_init(&te);
+    int32_t *ids = NULL, *types = NULL, *lens = NULL, *tok_ids = NULL, *tok_types = NULL;
+    float *logits = NULL;
+    const char **names = NULL;
     cl_atomic_file af = {0};
     FILE *out = stdout;
-    cl_lin_hook hook;
-    if (adapter) {
-        if (cl_peft_load(&pf, adapter, &m, &err)) {
-            fprintf(stderr, "condlora predict: %s\n", err.msg);
-            goto done;
-        }
-        hook = cl_adapter_hook(pf->ad);
-    }
-    if (bf16) {
-        /* after the adapter is loaded (it checks the W it adapts); inference only: no W^T */
-        cl_bf16_opts bo = {.keep = pf && cl_adapter_method(pf->ad) == CL_METHOD_CONDLORA ? cl_bf16_keep_adapted : NULL,
-                           .keep_ctx = &hook};
-        if (cl_model_to_bf16(&m, &bo, &err)) {
-            fprintf(stderr, "condlora predict: %s\n", err.msg);
-            goto done;
-        }
-    }
-    if (m.head == CL_HEAD_NONE || (!m.head_from_file && !(pf && pf->has_head))) {
+    const int L = cl_model_num_labels(m), bert_types = cl_model_type_vocab_size(m) > 1;
+    if (L == 0) {
         fprintf(stderr, "condlora predict: %s holds no classification head (classifier.* tensors)%s\n", model_dir,
                 adapter ? ", nor does the adapter" : "");
         goto done;
     }
-    const int L = m.head_out.d_out, bert_types = m.cfg.type_vocab_size > 1;
     /* a multi-label head (labels.json or config.json problem_type): a sigmoid per label, the set where p > 0.5 */
-    const int multi = L > 1 && cl_peft_is_multi_label(pf ? pf->dir : NULL, &m);
+    const int multi = cl_model_is_multi_label(m);
     if (task && L != task->num_labels) {
         fprintf(stderr, "condlora predict: the model's head has %d label%s but GLUE %s has %d\n", L, L > 1 ? "s" : "",
                 task->name, task->num_labels);
         goto done;
     }
-    int maxpos = cl_config_max_tokens(&m.cfg);
+    int maxpos = cl_model_max_length(m);
     if (max_len > maxpos) { /* as train: more than the model's positions is refused, not silently clamped */
         fprintf(stderr, "condlora predict: option --max-length: %d is more than the %d positions of %s/config.json\n",
                 max_len, maxpos, model_dir);
@@ -326,8 +299,8 @@ int cmd_predict(int argc, char **argv) {
         goto done;
     }
     if (max_len <= 0) max_len = maxpos < 512 ? maxpos : 512;
-    if (!use_ids && cl_tokenizer_load(&tok, tokdir ? tokdir : model_dir, &err)) {
-        fprintf(stderr, "condlora predict: %s (or pass --ids with pre-tokenized input)\n", err.msg);
+    if (!use_ids && !(tok = cl_tokenizer_open(tokdir ? tokdir : model_dir))) {
+        fprintf(stderr, "condlora predict: %s (or pass --ids with pre-tokenized input)\n", cl_last_error());
         goto done;
     }
     /* the rows */
@@ -369,15 +342,13 @@ int cmd_predict(int argc, char **argv) {
         }
         if (read_plain(text, tlen, input, col, ncol, skip_header, &rows, &nrows, &caprows)) goto done;
     }
-    if (cl_encoder_new(&enc, &m, batch, max_len, 0, &err)) {
-        fprintf(stderr, "condlora predict: %s\n", err.msg);
-        goto done;
-    }
     seqs = calloc((size_t)batch, sizeof *seqs);
     ids = malloc((size_t)batch * max_len * 4);
     types = malloc((size_t)batch * max_len * 4);
     lens = malloc((size_t)batch * 4);
-    if (!seqs || !ids || !types || !lens) {
+    tok_ids = malloc((size_t)max_len * 4), tok_types = malloc((size_t)max_len * 4);
+    logits = malloc((size_t)batch * L * sizeof *logits);
+    if (!seqs || !ids || !types || !lens || !tok_ids || !tok_types || !logits) {
         fprintf(stderr, "condlora predict: out of memory\n");
         goto done;
     }
@@ -391,17 +362,20 @@ int cmd_predict(int argc, char **argv) {
     if (glue_fmt) fprintf(out, "index\tprediction\n");
     /* --format labels: the label names */
     if (labels_fmt) {
-        names = cl_peft_label_names(pf ? pf->dir : NULL, &m, task, L);
-        if (!names) {
+        /* the adapter's labels.json, else the model's id2label; --task's names where those are transformers'
+         * placeholders LABEL_k */
+        if (!(names = calloc((size_t)L, sizeof *names))) {
             fprintf(stderr, "condlora predict: out of memory\n");
             goto done;
+        }
+        for (int j = 0; j < L; j++) {
+            names[j] = cl_model_label_name(m, j);
+            if (task && task->label_names && !strncmp(names[j], "LABEL_", 6)) names[j] = task->label_names[j];
         }
         fprintf(out, L == 1 ? "index\tscore" : multi ? "index\tlabels" : "index\tlabel");
         for (int j = 0; L > 1 && j < L; j++) fprintf(out, "\t%s", names[j]);
         fprintf(out, "\n");
     }
-    cl_fwd_opts fo = {0};
-    fo.hook = pf ? &hook : NULL;
     int failed = 0;
     for (size_t r0 = 0; r0 < nrows && !failed; r0 += (size_t)batch) {
         int nb = nrows - r0 < (size_t)batch ? (int)(nrows - r0) : batch;
@@ -418,12 +392,13 @@ int cmd_predict(int argc, char **argv) {
                 }
                 if (!failed && s->n > max_len) s->n = max_len;
             } else {
-                if (cl_tokenizer_encode_str(tok, rw->f[0], ncol == 2 ? rw->f[1] : NULL, max_len, &te, &err)) {
-                    cl_err_prefix(&err, "%s:%ld", input, rw->line);
+                int n = cl_tokenize(tok, rw->f[0], ncol == 2 ? rw->f[1] : NULL, max_len, tok_ids, tok_types, max_len);
+                if (n < 0) {
+                    cl_errf(&err, CL_EFORMAT, "%s:%ld: %s", input, rw->line, cl_last_error());
                     failed = 1;
                 }
-                for (int i = 0; !failed && i < te.len && i < max_len; i++)
-                    if (seq_push(s, te.ids[i], bert_types ? te.type_ids[i] : 0)) {
+                for (int i = 0; !failed && i < n && i < max_len; i++)
+                    if (seq_push(s, tok_ids[i], bert_types ? tok_types[i] : 0)) {
                         cl_errf(&err, CL_ENOMEM, "out of memory");
                         failed = 1;
                     }
@@ -436,17 +411,14 @@ int cmd_predict(int argc, char **argv) {
         for (int b = 0; b < nb; b++) {
             lens[b] = seqs[b].n;
             for (int t = 0; t < T; t++) {
-                ids[b * T + t] = t < seqs[b].n ? seqs[b].ids[t] : m.cfg.pad_token_id;
+                ids[b * T + t] = t < seqs[b].n ? seqs[b].ids[t] : cl_model_pad_id(m);
                 types[b * T + t] = t < seqs[b].n ? seqs[b].types[t] : 0;
             }
         }
-        cl_batch bt = {ids, bert_types ? types : NULL, lens, nb, T};
-        const float *logits;
-        /* an adapter that could not allocate its scratch inside the forward added nothing: its flag, not
-         * base-model logits */
-        if (cl_encoder_forward(enc, &bt, &fo, &logits, NULL, &err) || (pf && cl_adapter_check(pf->ad, &err))) {
+        /* (an adapter that could not allocate its scratch is an error there, never base-model logits) */
+        if (cl_model_logits(m, ids, bert_types ? types : NULL, lens, nb, T, logits)) {
             fprintf(stderr, "condlora predict: %s: batch ending at line %ld: %s\n", input, rows[r0 + nb - 1].line,
-                    err.msg);
+                    cl_last_error());
             failed = 1;
             break;
         }
@@ -515,15 +487,13 @@ int cmd_predict(int argc, char **argv) {
     }
     rc = 0;
 done:
-    cl_peft_label_names_free(names, m.head_out.d_out);
+    free(names);
     if (seqs)
         for (int b = 0; b < batch; b++) free(seqs[b].ids), free(seqs[b].types);
-    free(seqs), free(ids), free(types), free(lens), free(text), free(rows);
+    free(seqs), free(ids), free(types), free(lens), free(text), free(rows), free(tok_ids), free(tok_types);
+    free(logits);
     cl_dataset_free(&ds);
-    cl_tok_encoding_free(&te);
-    cl_tokenizer_free(tok);
-    cl_encoder_free(enc);
-    cl_peft_free(pf);
-    cl_model_free(&m);
+    cl_tokenizer_close(tok);
+    cl_model_close(m);
     return rc;
 }

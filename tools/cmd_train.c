@@ -1,11 +1,13 @@
 /* condlora train: fine-tune an encoder with an adapter method on a GLUE task (src/train/trainer.h). */
 #include <getopt.h>
+#include <unistd.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "commands.h"
+#include "condlora.h"
 #include "model/gemm_bf16.h"
 #include "train/options.h"
 #include "train/trainer.h"
@@ -24,6 +26,27 @@ static void usage(FILE *f) {
             "                         count = the same losses and bytes as a run never stopped\n\n");
     cl_train_options_help(f);
     fprintf(f, "\nSIGINT (Ctrl-C) and SIGTERM finish the current step, write a checkpoint and exit with 130 / 143.\n");
+}
+
+/* the CLI's side of the library's callbacks: SIGINT / SIGTERM set the cancel flag (the run checkpoints and returns),
+ * progress events become lines on stderr (the step line rewritten in place on a terminal) */
+static volatile sig_atomic_t g_cancel = 0;
+static void on_signal(int sig) { g_cancel = sig; }
+
+typedef struct {
+    int tty, quiet, midline;
+} printer;
+
+static void print_event(const cl_train_event *ev, void *user) {
+    printer *p = user;
+    if (p->quiet) return;
+    if (ev->type == CL_TRAIN_EV_STEP && p->tty) {
+        fprintf(stderr, "\r%s\033[K", ev->message);
+        p->midline = 1;
+        return;
+    }
+    fprintf(stderr, "%s%s\n", p->midline ? "\r\033[K" : "", ev->message);
+    p->midline = 0;
 }
 
 /* applies option NAME with argument A to O: 0, or 2 after a message (a usage error) */
@@ -126,17 +149,45 @@ int cmd_train(int argc, char **argv) {
             }
         }
     }
+    /* the run, through the public API (include/condlora.h): the same options in the same order (the method and the
+     * task first: the adapter defaults and the preset depend on them) */
+    cl_train_params *tp = cl_train_params_new();
+    int prc = !tp || cl_train_params_set(tp, "method", method) || (o.task && cl_train_params_set(tp, "task", o.task));
+    for (int i = 0; i < ng && !prc; i++) prc = cl_train_params_set(tp, gn[i], ga[i]);
+    free(gn), free(ga);
+    if (prc) {
+        fprintf(stderr, "condlora train: %s\n", cl_last_error());
+        cl_train_params_free(tp);
+        return 2;
+    }
     /* a file-size limit (ulimit -f) must give a write error, not kill the process mid-checkpoint */
     signal(SIGXFSZ, SIG_IGN);
-    free(gn), free(ga);
-    cl_train_result r;
-    if (cl_train_run(&o, &r, &err)) {
-        fprintf(stderr, "condlora train: %s\n", err.msg);
-        return cl_exit_status(&err);
+    printer pr = {isatty(2), o.quiet, 0};
+    cl_train_callbacks cb = {print_event, &pr, &g_cancel};
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    cl_run *run = cl_train(tp, &cb);
+    cl_train_params_free(tp);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (pr.midline) fputc('\n', stderr);
+    if (!run) {
+        fprintf(stderr, "condlora train: %s\n", cl_last_error());
+        return cl_last_status() == CL_EUSAGE ? 2 : 1;
     }
-    if (r.interrupted) return 128 + r.interrupted; /* 130 SIGINT, 143 SIGTERM, after the checkpoint */
-    if (r.paused) return 0;
+    const cl_train_result r = *cl_run_result(run);
+    cl_run_free(run);
     const char *out_dir = o.resume ? o.resume : o.out_dir;
+    if (r.interrupted || r.paused) { /* a checkpoint of the last finished step was written */
+        fprintf(stderr, "%s at step %lld: continue with condlora train --resume %s\n",
+                r.interrupted == SIGINT ? "interrupted (SIGINT)" : r.interrupted ? "terminated (SIGTERM)" : "paused",
+                (long long)r.steps, out_dir);
+        return r.interrupted ? 128 + r.interrupted : 0; /* 130 SIGINT, 143 SIGTERM */
+    }
     /* summary table */
     printf("\n%-8s %-10s %-8s %s\n", "split", "examples", "step", "metrics");
     for (int s = 0; s < 1 + r.have_test; s++) {

@@ -4,10 +4,8 @@
 #include <string.h>
 #include <unistd.h>
 #include "commands.h"
+#include "core/log.h"
 
-#ifndef CONDLORA_VERSION
-#define CONDLORA_VERSION "0.1.0"
-#endif
 
 static const cl_command commands[] = {
     /* {"name", cmd_name, "one-line summary"}, */
@@ -60,8 +58,15 @@ static void usage(FILE *f) {
     fprintf(f, "\n`condlora COMMAND --help` describes a command's options.\n");
 }
 
+/* the library's log lines (it prints nothing itself) */
+static void log_to_stderr(cl_log_level level, const char *msg, void *user) {
+    (void)user;
+    fprintf(stderr, "condlora: %s%s\n", level >= CL_LOG_WARN ? "warning: " : "", msg);
+}
+
 int main(int argc, char **argv) {
     fix_thread_and_kernel_env(argv);
+    cl_log_set(log_to_stderr, NULL);
     if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

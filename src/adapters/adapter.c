@@ -69,7 +69,7 @@ const float *cl_ad_wbase(const cl_adapter *ad, const cl_amod *md) {
     return md->w_saved ? md->w_saved : ad->model->layers[md->layer].lin[md->m].w;
 }
 
-void cl_adapter_module_path(const cl_model *model, int layer, cl_module m, char *buf, size_t n) {
+void cl_adapter_module_path(const cl_weights *model, int layer, cl_module m, char *buf, size_t n) {
     size_t o = (size_t)snprintf(buf, n, "base_model.model.");
     if (o < n) cl_model_module_path(model, layer, m, buf + o, n - o);
 }
@@ -160,7 +160,7 @@ static int parse_targets(const char *s, int *on, cl_error *err) {
 }
 
 /* ---- create / free ------------------------------------------------------------------------------------------- */
-int cl_adapter_create(cl_adapter **out, const cl_adapter_opts *o, cl_model *model, cl_error *err) {
+int cl_adapter_create(cl_adapter **out, const cl_adapter_opts *o, cl_weights *model, cl_error *err) {
     *out = NULL;
     if ((unsigned)o->method >= CL_METHOD_COUNT) return cl_errf(err, CL_EUSAGE, "method: unknown method %d", o->method);
     if (o->r <= 0) return cl_errf(err, CL_EINVAL, "r: must be a positive integer (got %d)", o->r);
@@ -466,10 +466,10 @@ void cl_adapter_rank_report(const cl_adapter *ad, FILE *f) {
 
 
 /* ---- head ---------------------------------------------------------------------------------------------------- */
-cl_linear *cl_head_dense(cl_model *model) { return cl_model_head_dense(model); }
+cl_linear *cl_head_dense(cl_weights *model) { return cl_model_head_dense(model); }
 
 /* PEFT's names of the head: base_model.model. + the *ForSequenceClassification names of the architecture table */
-int cl_head_register(cl_params *p, const cl_model *model, int train_pooler, cl_head_params *h, cl_error *err) {
+int cl_head_register(cl_params *p, const cl_weights *model, int train_pooler, cl_head_params *h, cl_error *err) {
     memset(h, 0, sizeof *h);
     const cl_head_layout *hl = cl_head_layout_of(model->head);
     const cl_linear *ou = &model->head_out;
@@ -492,7 +492,7 @@ int cl_head_register(cl_params *p, const cl_model *model, int train_pooler, cl_h
     return 0;
 }
 
-void cl_head_bind(cl_params *p, cl_model *model, const cl_head_params *h, cl_head_grads *g) {
+void cl_head_bind(cl_params *p, cl_weights *model, const cl_head_params *h, cl_head_grads *g) {
     memset(g, 0, sizeof *g);
     cl_linear *lins[2] = {cl_head_layout_of(model->head)->dense ? &model->head_dense : &model->pooler,
                           &model->head_out};

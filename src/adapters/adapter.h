@@ -101,7 +101,7 @@ typedef struct cl_adapter cl_adapter;
 
 /* Validates the options against the model (messages name the option: "r", "lora_alpha", "lora_dropout",
  * "target_modules", "layers", "salora_budget", "ada_target_r", ...). The adapter keeps a pointer to the model. */
-int cl_adapter_create(cl_adapter **out, const cl_adapter_opts *o, cl_model *model, cl_error *err);
+int cl_adapter_create(cl_adapter **out, const cl_adapter_opts *o, cl_weights *model, cl_error *err);
 void cl_adapter_free(cl_adapter *ad);
 cl_method cl_adapter_method(const cl_adapter *ad);
 /* Registers the adapter's tensors (PEFT names, see above) in P; call before cl_params_alloc. */
@@ -152,7 +152,7 @@ void cl_adapter_stats_get(const cl_adapter *ad, cl_adapter_stats *s);
 /* AdaLoRA's budget schedule (RankAllocator.budget_schedule): the budget at STEP and whether to mask. */
 int cl_adalora_schedule(const cl_adapter *ad, int64_t step, int64_t total, int *mask_ind);
 /* PEFT module path prefix of (layer, m), e.g. "base_model.model.roberta.encoder.layer.3.attention.self.query". */
-void cl_adapter_module_path(const cl_model *model, int layer, cl_module m, char *buf, size_t n);
+void cl_adapter_module_path(const cl_weights *model, int layer, cl_module m, char *buf, size_t n);
 
 /* ---- classification head in the trainable buffer ---------------------------------------------------------
  * PEFT 0.10 SEQ_CLS trains modules_to_save = {"classifier", "score"}: RoBERTa classifier.dense + out_proj, BERT
@@ -163,11 +163,11 @@ typedef struct {
     int present[4];        /* dense.w, dense.b, out.w, out.b */
     size_t off[4];
 } cl_head_params;
-int cl_head_register(cl_params *p, const cl_model *model, int train_pooler, cl_head_params *h, cl_error *err);
+int cl_head_register(cl_params *p, const cl_weights *model, int train_pooler, cl_head_params *h, cl_error *err);
 /* The head's dense layer: RoBERTa classifier.dense, BERT pooler.dense (NULL when absent). */
-cl_linear *cl_head_dense(cl_model *model);
+cl_linear *cl_head_dense(cl_weights *model);
 /* Copies the model's head values into P and re-points model->head_dense / head_out at P, so the optimizer updates
  * them in place; fills the gradient pointers the encoder accumulates into. */
-void cl_head_bind(cl_params *p, cl_model *model, const cl_head_params *h, cl_head_grads *g);
+void cl_head_bind(cl_params *p, cl_weights *model, const cl_head_params *h, cl_head_grads *g);
 
 #endif

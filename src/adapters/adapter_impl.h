@@ -44,7 +44,7 @@ typedef struct {
 struct cl_adapter {
     cl_adapter_opts o;
     const cl_adapter_vt *vt;
-    cl_model *model;
+    cl_weights *model;
     cl_params *p;
     int L;
     int *mod_index;           /* (L * CL_MOD_COUNT): index into mods or -1 */

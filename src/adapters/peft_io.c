@@ -74,7 +74,7 @@ static void fmt_shape(char *buf, size_t cap, int ndim, const int64_t *shape) {
 }
 
 /* "bert.encoder.layer.3.attention.self.query": the module's name in *ForSequenceClassification */
-static void mod_key(const cl_model *model, int l, cl_module m, char *buf, size_t n) {
+static void mod_key(const cl_weights *model, int l, cl_module m, char *buf, size_t n) {
     char p[256];
     cl_adapter_module_path(model, l, m, p, sizeof p);
     snprintf(buf, n, "%s", p + PFX_LEN);
@@ -418,7 +418,7 @@ static void layer_list(const unsigned char *on, int L, char *buf, size_t n) {
         if (on[l]) o += (size_t)snprintf(buf + o, n - o, "%s%d", o ? "," : "", l);
 }
 
-int cl_peft_load(cl_peft **out, const char *dir, cl_model *model, cl_error *err) {
+int cl_peft_load(cl_peft **out, const char *dir, cl_weights *model, cl_error *err) {
     *out = NULL;
     cl_peft *pf = calloc(1, sizeof *pf);
     if (!pf) return cl_errf(err, CL_ENOMEM, "adapter: out of memory");
@@ -747,7 +747,7 @@ static void rx_escape(const char *s, char *out, size_t n) {
 int cl_peft_write_config(const char *path, const cl_adapter *ad, const char *base_model, int train_pooler,
                          cl_error *err) {
     const cl_adapter_opts *a = &ad->o;
-    const cl_model *model = ad->model;
+    const cl_weights *model = ad->model;
     const int L = ad->L, NM = L * CL_MOD_COUNT;
     int *rk = malloc((size_t)NM * sizeof(int));
     if (!rk) return cl_errf(err, CL_ENOMEM, "%s: out of memory", path);
@@ -882,7 +882,7 @@ int cl_peft_write_config(const char *path, const cl_adapter *ad, const char *bas
 /* ---- label names ---- */
 /* the L label names: DIR/labels.json's id2label (a condlora run's adapter), else the model config's id2label, else
  * the GLUE task's, else transformers' LABEL_k */
-char **cl_peft_label_names(const char *adapter_dir, const cl_model *m, const cl_glue_task *task, int L) {
+char **cl_peft_label_names(const char *adapter_dir, const cl_weights *m, const cl_glue_task *task, int L) {
     char **n = calloc((size_t)L, sizeof *n);
     if (!n) return NULL;
     cJSON *j = NULL, *i2l = NULL;
@@ -917,7 +917,7 @@ char **cl_peft_label_names(const char *adapter_dir, const cl_model *m, const cl_
     return n;
 }
 
-int cl_peft_is_multi_label(const char *adapter_dir, const cl_model *m) {
+int cl_peft_is_multi_label(const char *adapter_dir, const cl_weights *m) {
     if (adapter_dir) {
         char p[4200], *txt = NULL;
         size_t len = 0;

@@ -56,7 +56,7 @@ typedef struct {
     int has_head;         /* 1: the head came from the file; the model's head pointers point into P until free */
     int num_labels;       /* rows of the model's head (0: no head) */
     int n_modules;        /* adapted (layer, module) pairs */
-    cl_model *model;
+    cl_weights *model;
     float *saved_head[4]; /* the model's head pointers before, restored by cl_peft_free */
     char targets[160], layers[1024]; /* AdaLoRA: the adapter's target_modules / layers options */
 } cl_peft;
@@ -69,7 +69,7 @@ int cl_peft_num_labels(const char *dir, int *num_labels, cl_error *err);
 /* Builds the adapter described by DIR (a PEFT adapter directory or a condlora run directory) for MODEL and loads
  * its tensors (see above). The model must outlive the returned object; apply it with cl_adapter_hook(pf->ad) or
  * cl_adapter_merge(pf->ad). */
-int cl_peft_load(cl_peft **out, const char *dir, cl_model *model, cl_error *err);
+int cl_peft_load(cl_peft **out, const char *dir, cl_weights *model, cl_error *err);
 /* Frees the adapter (unmerging it if merged) and restores the model's head pointers. */
 void cl_peft_free(cl_peft *pf);
 
@@ -86,10 +86,10 @@ int cl_peft_write_config(const char *path, const cl_adapter *ad, const char *bas
  * id2label (written with every condlora run's adapter), else the model config's id2label, else TASK's, else
  * transformers' LABEL_k. ADAPTER_DIR and TASK may be NULL. NULL when out of memory. */
 struct cl_glue_task;
-char **cl_peft_label_names(const char *adapter_dir, const cl_model *m, const struct cl_glue_task *task, int L);
+char **cl_peft_label_names(const char *adapter_dir, const cl_weights *m, const struct cl_glue_task *task, int L);
 void cl_peft_label_names_free(char **names, int L);
 /* 1 when the classifier is multi-label (a sigmoid per label): ADAPTER_DIR/labels.json's problem_type (a condlora
  * run's adapter) is "multi_label_classification", or, without one, the model config's. ADAPTER_DIR may be NULL. */
-int cl_peft_is_multi_label(const char *adapter_dir, const cl_model *m);
+int cl_peft_is_multi_label(const char *adapter_dir, const cl_weights *m);
 
 #endif

@@ -262,7 +262,7 @@ fail:
     return rc;
 }
 
-int cl_lora_adapter_check(const cl_lora_adapter *a, const cl_model *model, cl_error *err) {
+int cl_lora_adapter_check(const cl_lora_adapter *a, const cl_weights *model, cl_error *err) {
     if (a->num_layers > model->cfg.num_layers)
         return cl_errf(err, CL_ESHAPE,
                        "%s: the adapter has layer %d but the model has %d layers (maybe the adapter was "
@@ -439,7 +439,7 @@ static int phi_matrix(basis *const *b, const int *ranks, int n, const cl_an_opts
     return 0;
 }
 
-int cl_conversion_run(const cl_model *model, const cl_lora_adapter *ad, const cl_an_opts *o, cl_conv_result *res,
+int cl_conversion_run(const cl_weights *model, const cl_lora_adapter *ad, const cl_an_opts *o, cl_conv_result *res,
                       cl_error *err) {
     memset(res, 0, sizeof *res);
     res->i = o->i;

@@ -56,7 +56,7 @@ int cl_lora_adapter_load(cl_lora_adapter *a, const char *dir, cl_error *err);
 void cl_lora_adapter_free(cl_lora_adapter *a);
 const cl_lora_pair *cl_lora_adapter_get(const cl_lora_adapter *a, int layer, cl_module m); /* NULL if absent */
 /* Checks every pair's shapes against the model ("maybe the adapter was trained on another base model?"). */
-int cl_lora_adapter_check(const cl_lora_adapter *a, const cl_model *model, cl_error *err);
+int cl_lora_adapter_check(const cl_lora_adapter *a, const cl_weights *model, cl_error *err);
 
 /* Matrix types of the analysis. */
 typedef enum { CL_AN_A = 0, CL_AN_B = 1, CL_AN_BA = 2, CL_AN_NTYPES = 3 } cl_an_type;
@@ -102,7 +102,7 @@ typedef struct {
     uint64_t seed;
 } cl_conv_result;
 
-int cl_conversion_run(const cl_model *model, const cl_lora_adapter *ad, const cl_an_opts *o, cl_conv_result *res,
+int cl_conversion_run(const cl_weights *model, const cl_lora_adapter *ad, const cl_an_opts *o, cl_conv_result *res,
                       cl_error *err);
 void cl_conv_result_free(cl_conv_result *res);
 

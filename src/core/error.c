@@ -22,7 +22,12 @@ int cl_err_prefix(cl_error *err, const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+    size_t k = strnlen(prefix, sizeof err->msg - 3); /* the prefix, ": ", then as much of the old message as fits */
+    memcpy(err->msg, prefix, k);
+    memcpy(err->msg + k, ": ", 2);
+    size_t room = sizeof err->msg - k - 3, lo = strnlen(old, room);
+    memcpy(err->msg + k + 2, old, lo);
+    err->msg[k + 2 + lo] = 0;
     return (int)err->code;
 }
 

@@ -4,18 +4,8 @@
 #ifndef CL_ERROR_H
 #define CL_ERROR_H
 #include <stddef.h>
+#include "condlora.h" /* cl_status, cl_status_name */
 
-typedef enum {
-    CL_OK = 0,
-    CL_EINVAL = 1,   /* bad argument or option */
-    CL_EIO = 2,      /* open/read/write/fsync/rename failed */
-    CL_EFORMAT = 3,  /* malformed file contents */
-    CL_ESHAPE = 4,   /* tensor shape does not match the configuration */
-    CL_ENOMEM = 5,   /* allocation failed */
-    CL_EMISSING = 6, /* a required tensor, file or key is absent */
-    CL_EUNSUP = 7,   /* valid input that condlora does not support */
-    CL_EUSAGE = 8,   /* an option's value is invalid in itself (a usage error: the CLI exits with 2, not 1) */
-} cl_status;
 
 #define CL_ERRMSG_MAX 1024
 typedef struct {
@@ -28,6 +18,5 @@ int cl_errf(cl_error *err, cl_status code, const char *fmt, ...) __attribute__((
 /* Prepends "prefix: " to an existing message (to add context on the way up). */
 int cl_err_prefix(cl_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cl_err_clear(cl_error *err);
-const char *cl_status_name(cl_status s);
 
 #endif

@@ -1,4 +1,6 @@
 #include "util.h"
+#include <cblas.h>
+#include <omp.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -291,4 +293,21 @@ uint64_t cl_rng_below(cl_rng *r, uint64_t n) {
     uint64_t x;
     do x = cl_rng_next(r); while (x >= lim);
     return x % n;
+}
+
+void cl_threads_enter(int n, cl_threads_saved *s) {
+    s->set = 0;
+    if (n <= 0) return;
+    s->omp = omp_get_max_threads();
+    s->blas = openblas_get_num_threads();
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+    s->set = 1;
+}
+
+void cl_threads_leave(cl_threads_saved *s) {
+    if (!s->set) return;
+    omp_set_num_threads(s->omp);
+    openblas_set_num_threads(s->blas);
+    s->set = 0;
 }

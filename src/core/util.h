@@ -42,6 +42,16 @@ long long cl_utf8_invalid_at(const void *s, size_t n);
 void cl_random_id(char out[33]);
 
 double cl_now(void); /* monotonic seconds */
+
+/* Thread counts for one call, restored after it: cl_threads_enter(n > 0) sets the calling thread's OpenMP count
+ * (omp_set_num_threads: the nthreads ICV of this thread only) and OpenBLAS's (which its OpenMP build follows), after
+ * saving both in *s; cl_threads_leave puts them back. n <= 0 changes nothing. The only place the library sets
+ * them, so that a program embedding it keeps its own settings. */
+typedef struct {
+    int set, omp, blas;
+} cl_threads_saved;
+void cl_threads_enter(int n, cl_threads_saved *s);
+void cl_threads_leave(cl_threads_saved *s);
 long cl_peak_rss_kib(void);
 
 /* xoshiro256** seeded by splitmix64: fast, reproducible across machines for the same seed. */

@@ -20,7 +20,7 @@
 #ifndef CL_DATA_METRICS_H
 #define CL_DATA_METRICS_H
 #include <stddef.h>
-#include "core/error.h"
+#include "core/error.h" /* condlora.h: cl_metric, cl_metric_set */
 
 struct cl_glue_task;
 struct cl_dataset;
@@ -34,17 +34,6 @@ double cl_pearson(const double *x, const double *y, size_t n);
 int cl_rankdata(const double *x, size_t n, double *ranks, cl_error *err);
 int cl_spearman(const double *x, const double *y, size_t n, double *out, cl_error *err);
 
-#define CL_MAX_METRICS 8
-typedef struct {
-    const char *name; /* "acc", "f1", "mcc", "pearson", "spearman", "acc_m", "acc_mm", "f1_micro", ... */
-    double value;
-} cl_metric;
-
-typedef struct {
-    int n;
-    cl_metric m[CL_MAX_METRICS];
-    double main; /* the task's model-selection metric (task->main_metric) */
-} cl_metric_set;
 
 /* Metrics of predictions against a labelled dataset of task t: pred_label[n] for classification tasks, pred_score[n]
  * for regression (the other may be NULL); a multi-label task reads pred_label as n x num_labels 0/1 values (the

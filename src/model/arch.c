@@ -170,7 +170,7 @@ int cl_rel_bucket(int rel, int num_buckets, int max_distance) {
 }
 
 /* ---- a model through the table ------------------------------------------------------------------------------ */
-const cl_arch_desc *cl_model_arch(const cl_model *m) { return cl_arch_get(m->cfg.arch); }
+const cl_arch_desc *cl_model_arch(const cl_weights *m) { return cl_arch_get(m->cfg.arch); }
 
 int cl_config_position_pad(const cl_config *c) {
     const cl_arch_desc *a = cl_arch_get(c->arch);
@@ -183,19 +183,19 @@ int cl_config_max_tokens(const cl_config *c) {
     return c->max_position - (pad >= 0 ? pad + 1 : 0);
 }
 
-cl_linear *cl_model_head_dense(cl_model *m) {
+cl_linear *cl_model_head_dense(cl_weights *m) {
     const cl_head_layout *h = cl_head_layout_of(m->head);
     if (!h) return NULL;
     cl_linear *d = h->dense ? &m->head_dense : &m->pooler;
     return d->w ? d : NULL;
 }
 
-void cl_model_module_path(const cl_model *m, int layer, cl_module mod, char *buf, size_t n) {
+void cl_model_module_path(const cl_weights *m, int layer, cl_module mod, char *buf, size_t n) {
     const cl_arch_desc *a = cl_model_arch(m);
     snprintf(buf, n, "%s.%s.%d.%s", a->prefix, a->layers, layer, a->lin[mod]);
 }
 
-int cl_model_head_tensor_name(const cl_model *m, int k, char *buf, size_t n) {
+int cl_model_head_tensor_name(const cl_weights *m, int k, char *buf, size_t n) {
     const cl_head_layout *h = cl_head_layout_of(m->head);
     if (!h || k < 0 || k > 3) return -1;
     const char *suffix = (k & 1) ? "bias" : "weight";
@@ -213,7 +213,7 @@ int cl_model_head_tensor_name(const cl_model *m, int k, char *buf, size_t n) {
         if (rc_) return rc_;                                                                            \
     } while (0)
 
-int cl_model_tensors(cl_model *m, cl_head_kind head, int with_pooler, cl_model_tensor_cb cb, void *user) {
+int cl_model_tensors(cl_weights *m, cl_head_kind head, int with_pooler, cl_model_tensor_cb cb, void *user) {
     const cl_config *c = &m->cfg;
     const cl_arch_desc *a = cl_model_arch(m);
     if (!a) return -1;

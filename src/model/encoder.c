@@ -22,7 +22,7 @@ typedef struct {
 } layer_acts;
 
 struct cl_encoder {
-    const cl_model *m;
+    const cl_weights *m;
     int maxB, maxT, train, nthreads;
     int H, I, NH, HS, L, NL;
     size_t bytes;
@@ -104,7 +104,7 @@ void cl_encoder_free(cl_encoder *e) {
     free(e);
 }
 
-int cl_encoder_new(cl_encoder **out, const cl_model *m, int max_B, int max_T, int train, cl_error *err) {
+int cl_encoder_new(cl_encoder **out, const cl_weights *m, int max_B, int max_T, int train, cl_error *err) {
     *out = NULL;
     const cl_config *c = &m->cfg;
     if (max_B < 1 || max_T < 1)
@@ -115,7 +115,7 @@ int cl_encoder_new(cl_encoder **out, const cl_model *m, int max_B, int max_T, in
     int maxpos = cl_config_max_tokens(c);
     if (max_T > maxpos)
         return cl_errf(err, CL_EINVAL, "encoder: sequence length %d exceeds the model's %d positions", max_T, maxpos);
-    if (m->head != CL_HEAD_NONE && (!m->head_out.w || !cl_model_head_dense((cl_model *)m)))
+    if (m->head != CL_HEAD_NONE && (!m->head_out.w || !cl_model_head_dense((cl_weights *)m)))
         return cl_errf(err, CL_EMISSING, "encoder: the classification head's weights are missing");
     if (c->rel_buckets && !m->rel_bias)
         return cl_errf(err, CL_EMISSING, "encoder: the relative-attention bias is missing");
@@ -279,11 +279,11 @@ static void layer_forward(cl_encoder *e, int l, layer_acts *a) {
 }
 
 static void head_forward(cl_encoder *e) {
-    const cl_model *m = e->m;
+    const cl_weights *m = e->m;
     const int B = e->B, H = e->H, T = e->T;
     const float *last = cl_encoder_last_hidden(e);
     for (int b = 0; b < B; b++) memcpy(e->cls + (size_t)b * H, last + (size_t)b * T * H, (size_t)H * sizeof(float));
-    const cl_linear *dense = cl_model_head_dense((cl_model *)m);
+    const cl_linear *dense = cl_model_head_dense((cl_weights *)m);
     cl_dropout d0 = drop_site(e, SITE_HEAD_IN, e->head->dropout_in ? e->p_cls : 0.0f);
     cl_dropout_forward(e->cls_d, e->cls, (size_t)B * H, &d0);
     cl_linear_forward(e->hpre, e->cls_d, dense->w, dense->b, B, H, dense->d_out);
@@ -296,7 +296,7 @@ static void head_forward(cl_encoder *e) {
 int cl_encoder_forward(cl_encoder *e, const cl_batch *bt, const cl_fwd_opts *opts, const float **logits,
                        float *loss, cl_error *err) {
     static const cl_fwd_opts none = {0};
-    const cl_model *m = e->m;
+    const cl_weights *m = e->m;
     const cl_config *c = &m->cfg;
     if (!opts) opts = &none;
     if (logits) *logits = NULL;
@@ -473,10 +473,10 @@ int cl_encoder_backward_logits(cl_encoder *e, const float *dlogits, const cl_hea
     if (!e->fwd_train_ok) return cl_errf(err, CL_EINVAL, "encoder: backward needs a training forward first");
     if (e->m->head == CL_HEAD_NONE) return cl_errf(err, CL_EINVAL, "encoder: backward needs a classification head");
     if (!g) g = &none;
-    const cl_model *m = e->m;
+    const cl_weights *m = e->m;
     const int B = e->B, H = e->H, T = e->T, L = e->L;
     const size_t BH = (size_t)B * H;
-    const cl_linear *dense = cl_model_head_dense((cl_model *)m);
+    const cl_linear *dense = cl_model_head_dense((cl_weights *)m);
     /* out_proj / classifier */
     memset(e->d_hact, 0, BH * sizeof(float));
     cl_linear_backward(e->d_hact, g->out_w, g->out_b, dlogits, e->hact_d, m->head_out.w, B, H, L);

@@ -65,7 +65,7 @@ typedef struct {
 } cl_head_grads;
 
 /* model must outlive the encoder; train: the workspace can run training forwards and backward. */
-int cl_encoder_new(cl_encoder **out, const cl_model *m, int max_B, int max_T, int train, cl_error *err);
+int cl_encoder_new(cl_encoder **out, const cl_weights *m, int max_B, int max_T, int train, cl_error *err);
 void cl_encoder_free(cl_encoder *e);
 
 /* logits: set to the encoder's (B, num_labels) buffer (NULL when the model has no head); loss: set when labels or

@@ -360,7 +360,7 @@ int cl_bf16_keep_adapted(void *hook, int layer, cl_module m) {
     return h && h->adapted && h->adapted(h->ctx, layer, m);
 }
 
-int cl_model_to_bf16(cl_model *m, const cl_bf16_opts *o, cl_error *err) {
+int cl_model_to_bf16(cl_weights *m, const cl_bf16_opts *o, cl_error *err) {
     static const cl_bf16_opts dflt = {0};
     if (!o) o = &dflt;
     if (m->bf16) return cl_errf(err, CL_EINVAL, "bf16: the model is already converted");
@@ -410,7 +410,7 @@ int cl_model_to_bf16(cl_model *m, const cl_bf16_opts *o, cl_error *err) {
     return 0;
 }
 
-void cl_model_bf16_free(cl_model *m) {
+void cl_model_bf16_free(cl_weights *m) {
     bf16_store *s = m ? m->bf16 : NULL;
     if (!s) return;
     for (int l = 0; l < m->cfg.num_layers; l++)
@@ -421,7 +421,7 @@ void cl_model_bf16_free(cl_model *m) {
     m->bf16 = NULL;
 }
 
-size_t cl_model_bf16_bytes(const cl_model *m) {
+size_t cl_model_bf16_bytes(const cl_weights *m) {
     const bf16_store *s = m ? m->bf16 : NULL;
     return s ? s->bytes : 0;
 }

@@ -104,11 +104,11 @@ int cl_bf16_keep_adapted(void *hook, int layer, cl_module m);
  * file, nothing is written there). Embeddings, layer norms, biases, pooler and head stay fp32. Call it after the
  * adapters are created (cl_adapter_create checks the W it adapts exists) and before cl_encoder_new. Errors: the CPU
  * lacks AVX512_BF16 (CL_EUNSUP), out of memory, already converted. */
-int cl_model_to_bf16(cl_model *m, const cl_bf16_opts *o, cl_error *err);
+int cl_model_to_bf16(cl_weights *m, const cl_bf16_opts *o, cl_error *err);
 /* frees the packed copies (cl_model_free calls it) */
-void cl_model_bf16_free(cl_model *m);
+void cl_model_bf16_free(cl_weights *m);
 /* bytes held by the packed copies (0 in fp32 mode) */
-size_t cl_model_bf16_bytes(const cl_model *m);
+size_t cl_model_bf16_bytes(const cl_weights *m);
 
 /* "fp32" / "bf16" <-> 0 / 1 for the command-line option --precision (message names the option) */
 int cl_precision_parse(const char *s, int *bf16, cl_error *err);

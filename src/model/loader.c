@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "core/log.h"
 #include "core/util.h"
 #include "io/safetensors.h"
 #include "model/gemm_bf16.h"
@@ -74,7 +75,7 @@ static void priv_free(priv_t *p) {
     free(p);
 }
 
-void cl_model_free(cl_model *m) {
+void cl_model_free(cl_weights *m) {
     if (!m) return;
     cl_model_bf16_free(m); /* bf16 mode's packed weights (model/gemm_bf16.c) */
     priv_free(m->priv);
@@ -83,7 +84,7 @@ void cl_model_free(cl_model *m) {
     memset(m, 0, sizeof *m);
 }
 
-const cl_load_report *cl_model_load_report(const cl_model *m) {
+const cl_load_report *cl_model_load_report(const cl_weights *m) {
     if (!m || !m->priv) return NULL;
     priv_t *p = m->priv;
     if (!p->loaded) return NULL;
@@ -166,7 +167,7 @@ static int want_one(void *user, const cl_model_tensor *t) {
 }
 
 /* the expected tensors: the architecture table's list (model/arch.c) with the head of its classifier */
-static int build_wants(cl_model *m, want_list *wl, cl_error *err) {
+static int build_wants(cl_weights *m, want_list *wl, cl_error *err) {
     const cl_config *c = &m->cfg;
     for (int l = 0; l < c->num_layers; l++)
         for (int k = 0; k < CL_MOD_COUNT; k++) {
@@ -300,7 +301,7 @@ static void fill_normal(cl_rng *r, float *x, size_t n, float std) {
 static size_t round16(uint64_t n) { return (size_t)((n + 15) & ~(uint64_t)15); }
 
 /* Counts parameters of the pointers the model holds. */
-static void count_params(cl_model *m) {
+static void count_params(cl_weights *m) {
     const cl_config *c = &m->cfg;
     m->n_params_encoder = cl_config_n_params_encoder(c);
     uint64_t H = (uint64_t)c->hidden_size;
@@ -322,7 +323,7 @@ static int set_labels(cl_config *c, int L) {
     return 0;
 }
 
-int cl_model_load(cl_model *m, const char *dir, const cl_load_opts *opts, cl_error *err) {
+int cl_model_load(cl_weights *m, const char *dir, const cl_load_opts *opts, cl_error *err) {
     memset(m, 0, sizeof *m);
     cl_load_opts dflt = {0};
     if (!opts) opts = &dflt;
@@ -624,8 +625,8 @@ int cl_model_load(cl_model *m, const char *dir, const cl_load_opts *opts, cl_err
 
     if (opts->verbose) {
         for (int i = 0; i < p->nunexpected; i++)
-            fprintf(stderr, "condlora: %s: unexpected tensor '%s' (ignored)\n", dir, p->unexpected[i]);
-        for (int i = 0; i < p->nnotes; i++) fprintf(stderr, "condlora: %s: %s\n", dir, p->notes[i]);
+            cl_log(CL_LOG_WARN, "%s: unexpected tensor '%s' (ignored)", dir, p->unexpected[i]);
+        for (int i = 0; i < p->nnotes; i++) cl_log(CL_LOG_INFO, "%s: %s", dir, p->notes[i]);
     }
     for (int s = 0; s < nshards; s++) cl_st_close(&sts[s]);
     free(sts);
@@ -645,7 +646,7 @@ fail:
     return rc ? rc : CL_EFORMAT;
 }
 
-int cl_model_init_random(cl_model *m, const cl_config *cfg, cl_head_kind head, int num_labels, uint64_t seed,
+int cl_model_init_random(cl_weights *m, const cl_config *cfg, cl_head_kind head, int num_labels, uint64_t seed,
                          cl_error *err) {
     memset(m, 0, sizeof *m);
     if (!cfg) return cl_errf(err, CL_EINVAL, "cl_model_init_random: no config");

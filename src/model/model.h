@@ -27,7 +27,7 @@ typedef struct {
 int cl_config_load(cl_config *c, const char *path, cl_error *err);
 int cl_config_parse(cl_config *c, const char *json, size_t len, const char *name, cl_error *err);
 void cl_config_free(cl_config *c);
-/* Parameters of the embeddings + layers for this config (what cl_model's n_params_encoder will be), by formula. */
+/* Parameters of the embeddings + layers for this config (what cl_weights's n_params_encoder will be), by formula. */
 uint64_t cl_config_n_params_encoder(const cl_config *c);
 
 typedef struct cl_bf16_w cl_bf16_w; /* a packed bf16 weight (model/gemm_bf16.h) */
@@ -65,22 +65,22 @@ typedef struct {
     uint64_t n_params_total;   /* everything loaded/initialised */
     void *priv;                /* loader-owned storage (mappings, buffers) */
     void *bf16;                /* bf16 mode: storage of the packed weights (cl_model_to_bf16); NULL in fp32 mode */
-} cl_model;
+} cl_weights;
 
 typedef struct {
     int num_labels;     /* > 0: make sure a head for this many labels exists (re-initialise on mismatch); 0: keep */
     uint64_t head_seed; /* seed for a newly initialised head (normal(0, 0.02) weights, zero bias, as transformers) */
-    int verbose;        /* report missing / unexpected tensors on stderr */
+    int verbose;        /* report unexpected tensors and notes through cl_log (core/log.h) */
 } cl_load_opts;
 
 /* Loads DIR (config.json + model.safetensors | model.safetensors.index.json). Tensor names with or without the
  * "roberta." / "bert." prefix are accepted; every tensor is shape-checked against the config; missing and unexpected
  * tensors are reported by name. */
-int cl_model_load(cl_model *m, const char *dir, const cl_load_opts *opts, cl_error *err);
+int cl_model_load(cl_weights *m, const char *dir, const cl_load_opts *opts, cl_error *err);
 /* A model with random weights of the config's shapes (benchmarks, tests): normal(0, 0.02), LayerNorm 1/0. */
-int cl_model_init_random(cl_model *m, const cl_config *cfg, cl_head_kind head, int num_labels, uint64_t seed,
+int cl_model_init_random(cl_weights *m, const cl_config *cfg, cl_head_kind head, int num_labels, uint64_t seed,
                          cl_error *err);
-void cl_model_free(cl_model *m);
+void cl_model_free(cl_weights *m);
 
 /* What cl_model_load found, for `condlora inspect` and diagnostics (owned by the model; valid until cl_model_free;
  * NULL for a model from cl_model_init_random). Names are as written in the checkpoint (unexpected) or in the
@@ -97,21 +97,21 @@ typedef struct {
     const char *const *notes;
     uint64_t n_inplace;          /* tensors used in place from the copy-on-write mapping (not copied) */
 } cl_load_report;
-const cl_load_report *cl_model_load_report(const cl_model *m);
+const cl_load_report *cl_model_load_report(const cl_weights *m);
 
 /* ---- the model through the architecture table (model/arch.c) ---- */
-const cl_arch_desc *cl_model_arch(const cl_model *m);
+const cl_arch_desc *cl_model_arch(const cl_weights *m);
 /* positions' padding_idx (RoBERTa, MPNet), or -1 when positions are 0..T-1 (BERT) */
 int cl_config_position_pad(const cl_config *c);
 /* the longest sequence the position table allows */
 int cl_config_max_tokens(const cl_config *c);
 /* the head's dense layer: classifier.dense (CL_HEAD_DENSE) or the pooler (CL_HEAD_POOLER); NULL when absent */
-cl_linear *cl_model_head_dense(cl_model *m);
+cl_linear *cl_model_head_dense(cl_weights *m);
 /* "bert.encoder.layer.3.attention.self.query": module (layer, mod) as named in *ForSequenceClassification */
-void cl_model_module_path(const cl_model *m, int layer, cl_module mod, char *buf, size_t n);
+void cl_model_module_path(const cl_weights *m, int layer, cl_module mod, char *buf, size_t n);
 /* k = 0..3: the head's dense weight, dense bias, out weight, out bias, as *ForSequenceClassification names them
  * ("classifier.dense.weight", "bert.pooler.dense.bias", "classifier.weight", ...). -1 without a head. */
-int cl_model_head_tensor_name(const cl_model *m, int k, char *buf, size_t n);
+int cl_model_head_tensor_name(const cl_weights *m, int k, char *buf, size_t n);
 
 /* Every tensor of the model with its transformers name (without the base prefix; head tensors are never
  * prefixed), shape (shape[0] == -1: the label count, unknown) and the model's pointer to it: the loader's list of
@@ -125,11 +125,11 @@ typedef struct {
     cl_tensor_kind kind;
 } cl_model_tensor;
 typedef int (*cl_model_tensor_cb)(void *user, const cl_model_tensor *t);
-int cl_model_tensors(cl_model *m, cl_head_kind head, int with_pooler, cl_model_tensor_cb cb, void *user);
+int cl_model_tensors(cl_weights *m, cl_head_kind head, int with_pooler, cl_model_tensor_cb cb, void *user);
 
 /* Writes M as a Hugging Face *ForSequenceClassification model.safetensors (prefixed names, the pooler when the
  * architecture's classifier keeps it, the relative-attention bias, the head) to PATH, crash-safely; dtype is a
  * cl_dtype (io/safetensors.h): CL_DT_F32, CL_DT_F16 or CL_DT_BF16, rounded to nearest even. (model/save.c) */
-int cl_model_save_weights(const cl_model *m, const char *path, int dtype, cl_error *err);
+int cl_model_save_weights(const cl_weights *m, const char *path, int dtype, cl_error *err);
 
 #endif

@@ -67,7 +67,7 @@ static int save_one(void *user, const cl_model_tensor *t) {
     return put(&x->wr, name, *t->ptr, t->shape[0], t->ndim > 1 ? t->shape[1] : 0, x->err) ? -1 : 0;
 }
 
-int cl_model_save_weights(const cl_model *m, const char *path, int dtype, cl_error *err) {
+int cl_model_save_weights(const cl_weights *m, const char *path, int dtype, cl_error *err) {
     if (dtype != CL_DT_F32 && dtype != CL_DT_F16 && dtype != CL_DT_BF16)
         return cl_errf(err, CL_EINVAL, "%s: the model writer writes F32, F16 or BF16", path);
     for (int l = 0; l < m->cfg.num_layers; l++)
@@ -78,7 +78,7 @@ int cl_model_save_weights(const cl_model *m, const char *path, int dtype, cl_err
     save_ctx x = {{cl_st_writer_new(), (cl_dtype)dtype, NULL, 0}, cl_model_arch(m), err};
     if (!x.wr.w) return cl_errf(err, CL_ENOMEM, "%s: out of memory", path);
     /* *ForSequenceClassification keeps the pooler only where its head uses it (BERT) */
-    int rc = cl_model_tensors((cl_model *)m, m->head, x.arch->pooler_in_seqcls, save_one, &x);
+    int rc = cl_model_tensors((cl_weights *)m, m->head, x.arch->pooler_in_seqcls, save_one, &x);
     if (rc && err && !err->code) rc = cl_errf(err, CL_EINVAL, "%s: unknown architecture", path);
     else if (rc) rc = err ? (int)err->code : CL_EIO;
     if (!rc) rc = cl_st_writer_meta(x.wr.w, "format", "pt", err);

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include "core/jsonio.h"
+#include "core/log.h"
 #include "core/util.h"
 #include "adapters/peft_io.h"
 #include "io/safetensors.h"
@@ -353,8 +354,7 @@ static void fault_point(void) {
     const char *key = "kill-in-checkpoint:";
     if (!f || strncmp(f, key, strlen(key))) return;
     if (++count == atoi(f + strlen(key))) {
-        fprintf(stderr, "CONDLORA_FAULT: killing the process in the middle of checkpoint %d\n", count);
-        fflush(stderr);
+        cl_log(CL_LOG_WARN, "CONDLORA_FAULT: killing the process in the middle of checkpoint %d", count);
         raise(SIGKILL);
     }
 }

@@ -3,6 +3,7 @@
 #define CL_TRAIN_INTERNAL_H
 #include <stdio.h>
 #include "adapters/adapter.h"
+#include "core/util.h"
 #include "data/batch.h"
 #include "data/glue.h"
 #include "model/encoder.h"
@@ -10,9 +11,6 @@
 #include "data/userdata.h"
 #include "train/trainer.h"
 
-#ifndef CONDLORA_VERSION
-#define CONDLORA_VERSION "0.1.0"
-#endif
 
 /* One split, tokenized once: example i is ids[off[i] .. off[i] + len[i]). */
 typedef struct {
@@ -36,7 +34,7 @@ typedef struct {
     cl_user_task utask;
     cl_glue_splits splits;
     cl_tokenizer *tok;
-    cl_model model;
+    cl_weights model;
     int model_loaded;
     cl_tokset tr, dev, test;
     cl_adapter *ad;
@@ -51,6 +49,7 @@ typedef struct {
     int *pred;         /* predicted class ids (n), or multi-label sets (n x num_labels 0/1) */
     float *pred_score;
     float *best_param; /* copy of P.param at the best evaluation */
+    cl_threads_saved threads_saved; /* the caller's thread counts, restored by tctx_free */
 } cl_tctx;
 
 /* Where a run stands after a finished step: what a checkpoint must hold besides the tensors to continue exactly. */

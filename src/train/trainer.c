@@ -3,6 +3,7 @@
 #include <math.h>
 #include <omp.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,6 +145,19 @@ static int is_dir(const char *p) {
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* an event to the caller's callback, with its line */
+static void emit(const cl_tctx *c, cl_train_event *ev, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void emit(const cl_tctx *c, cl_train_event *ev, const char *fmt, ...) {
+    if (!c->o.on_event) return;
+    char msg[1536];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    ev->message = msg;
+    c->o.on_event(ev, c->o.event_user);
+}
+
 static void tokset_free(cl_tokset *s) {
     free(s->ids), free(s->types), free(s->off), free(s->len), free(s->label), free(s->score), free((void *)s->multi);
     cl_batch_plan_free(&s->seq);
@@ -210,6 +224,7 @@ static void tctx_free(cl_tctx *c) {
     cl_user_task_free(&c->utask);
     free(c->b_ids), free(c->b_types), free(c->b_len), free(c->b_lab), free(c->b_tgt);
     free(c->pred), free(c->pred_score), free(c->best_param);
+    cl_threads_leave(&c->threads_saved);
     memset(c, 0, sizeof *c);
 }
 
@@ -219,10 +234,7 @@ static int tctx_setup(cl_tctx *c, const cl_train_opts *o, int need_out, int tok_
     c->o = *o;
     int rc;
     if ((rc = validate_opts(o, need_out, err))) return rc;
-    if (o->threads > 0) {
-        omp_set_num_threads(o->threads);
-        openblas_set_num_threads(o->threads);
-    }
+    cl_threads_enter(o->threads, &c->threads_saved); /* restored by tctx_free */
     cl_user_opts uo = {o->train_file, o->dev_file, o->test_file, o->text_columns, o->label_column, o->problem,
                        o->format};
     if (o->train_file) {
@@ -343,10 +355,11 @@ static int evaluate(cl_tctx *c, const cl_tokset *s, const cl_dataset *d, cl_metr
     for (size_t b = 0; b < s->seq.nbatches; b++) {
         const size_t *idx;
         size_t B = cl_batch_get(&s->seq, b, &idx);
-        if (!c->o.quiet && cl_now() >= next && done_n > 0) {
-            double el = cl_now() - t0, rate = done_n / el;
-            fprintf(stderr, "evaluating %s: %zu/%zu examples, %.1f ex/s, ETA %.0f s\n", what, done_n, s->n, rate,
-                    (double)(s->n - done_n) / rate);
+        if (c->o.on_event && cl_now() >= next && done_n > 0) {
+            double el = cl_now() - t0, rate = done_n / el, eta = (double)(s->n - done_n) / rate;
+            emit(c, &(cl_train_event){.type = CL_TRAIN_EV_PROGRESS, .split = what, .done = done_n, .n = s->n,
+                                      .examples_per_s = rate, .eta_s = eta},
+                 "evaluating %s: %zu/%zu examples, %.1f ex/s, ETA %.0f s", what, done_n, s->n, rate, eta);
             next = cl_now() + 10.0;
         }
         done_n += B;
@@ -392,8 +405,6 @@ static void fmt_eta(double s, char *buf, size_t n) {
 }
 
 /* SIGINT / SIGTERM: finish the step, write a checkpoint, return (the CLI exits 130 / 143) */
-static volatile sig_atomic_t g_stop_signal = 0;
-static void on_stop_signal(int sig) { g_stop_signal = sig; }
 
 static int path_eq(const char *a, const char *b) {
     if (!a || !*a || !b || !*b) return (!a || !*a) == (!b || !*b);
@@ -470,6 +481,7 @@ static int resume_opts(const cl_train_opts *given, cl_train_opts *o, char *buf, 
     if (given->save_limit > 0) o->save_limit = given->save_limit;
     o->stop_after = given->stop_after;
     o->save_final = given->save_final;
+    o->on_event = given->on_event, o->event_user = given->event_user, o->cancel = given->cancel;
     return 0;
 }
 
@@ -500,8 +512,6 @@ int cl_train_run(const cl_train_opts *opts, cl_train_result *res, cl_error *err)
     FILE *mf = NULL;
     char path[4200], bestdir[4200], ckpt[4300];
     cl_batch_plan plan = {0};
-    struct sigaction sa_new, sa_int, sa_term;
-    int handlers = 0;
     cl_train_pos pos;
     memset(&pos, 0, sizeof pos);
     if (rc) goto done;
@@ -524,8 +534,9 @@ int cl_train_run(const cl_train_opts *opts, cl_train_result *res, cl_error *err)
     if (o->resume) {
         int64_t cstep = 0;
         int gone = cl_run_remove_incomplete(o->out_dir);
-        if (gone && !o->quiet)
-            fprintf(stderr, "resume: removed %d incomplete checkpoint(s) (no COMPLETE marker)\n", gone);
+        if (gone)
+            emit(c, &(cl_train_event){.type = CL_TRAIN_EV_NOTE},
+                 "resume: removed %d incomplete checkpoint(s) (no COMPLETE marker)", gone);
         if ((rc = cl_train_latest_checkpoint(o->out_dir, ckpt, sizeof ckpt, &cstep, err))) goto done;
         if ((rc = cl_run_load_resume_checkpoint(c, ckpt, &pos, err))) goto done;
         if (pos.total != total || pos.warmup != warm) {
@@ -570,27 +581,24 @@ int cl_train_run(const cl_train_opts *opts, cl_train_result *res, cl_error *err)
         rc = cl_errf(err, CL_EIO, "%s: cannot create", path);
         goto done;
     }
-    int tty = isatty(2) && !o->quiet;
-    if (!o->quiet) {
-        fprintf(stderr, "condlora train: %s %s on %s (%s protocol): train %zu, dev %zu, test %zu examples; "
-                        "%lld steps (%lld per epoch, warm-up %lld), lr %g, batch %d, max length %d, threads %d\n",
-                cl_method_names[o->ad.method], o->model_dir, c->task->name,
-                o->protocol == CL_PROTOCOL_PAPER ? "paper" : "glue", c->tr.n, c->dev.n, c->test.n,
-                (long long)total, (long long)nb, (long long)warm, o->lr, o->batch_size, o->max_length,
-                omp_get_max_threads());
-        cl_params_report(&c->P, stderr);
+    if (o->on_event) {
+        char *rep = NULL;
+        size_t rlen = 0;
+        FILE *ms = open_memstream(&rep, &rlen); /* the parameter counts, as cl_params_report writes them */
+        if (ms) cl_params_report(&c->P, ms), fclose(ms);
+        if (rlen && rep[rlen - 1] == '\n') rep[rlen - 1] = 0;
+        emit(c, &(cl_train_event){.type = CL_TRAIN_EV_START, .total = total, .epochs = 0},
+             "condlora train: %s %s on %s (%s protocol): train %zu, dev %zu, test %zu examples; %lld steps (%lld per "
+             "epoch, warm-up %lld), lr %g, batch %d, max length %d, threads %d\n%s", cl_method_names[o->ad.method],
+             o->model_dir, c->task->name, o->protocol == CL_PROTOCOL_PAPER ? "paper" : "glue", c->tr.n, c->dev.n,
+             c->test.n, (long long)total, (long long)nb, (long long)warm, o->lr, o->batch_size, o->max_length,
+             omp_get_max_threads(), rep ? rep : "");
+        free(rep);
         if (o->resume)
-            fprintf(stderr, "resuming from %s (step %lld, epoch %d, batch %lld)\n", ckpt, (long long)pos.step,
-                    pos.epoch + 1, (long long)pos.batch);
+            emit(c, &(cl_train_event){.type = CL_TRAIN_EV_NOTE, .step = pos.step},
+                 "resuming from %s (step %lld, epoch %d, batch %lld)", ckpt, (long long)pos.step, pos.epoch + 1,
+                 (long long)pos.batch);
     }
-    /* signals: finish the step, checkpoint, stop */
-    g_stop_signal = 0;
-    memset(&sa_new, 0, sizeof sa_new);
-    sa_new.sa_handler = on_stop_signal;
-    sigemptyset(&sa_new.sa_mask);
-    sigaction(SIGINT, &sa_new, &sa_int);
-    sigaction(SIGTERM, &sa_new, &sa_term);
-    handlers = 1;
     int64_t step = pos.step, steps_here = 0;
     int stop = o->patience > 0 && pos.bad_evals >= o->patience;
     const char *main_name = c->task->main_metric;
@@ -644,12 +652,12 @@ int cl_train_run(const cl_train_opts *opts, cl_train_result *res, cl_error *err)
                         (double)pos.tok_total / pos.train_s, (double)pos.ex_total / pos.train_s,
                         elapsed0 + cl_now() - t_start);
                 fflush(mf);
-                if (!o->quiet)
-                    fprintf(stderr, "%sstep %lld/%lld  epoch %d/%d  loss %.4f  lr %.3g  %.0f tok/s  %.1f ex/s  "
-                                    "ETA %s%s",
-                            tty ? "\r" : "", (long long)step, (long long)total, ep + 1, n_epochs, ml, lr,
-                            (double)pos.tok_total / pos.train_s, (double)pos.ex_total / pos.train_s, etab,
-                            tty ? "\033[K" : "\n");
+                double tps = (double)pos.tok_total / pos.train_s, eps = (double)pos.ex_total / pos.train_s;
+                emit(c, &(cl_train_event){.type = CL_TRAIN_EV_STEP, .step = step, .total = total, .epoch = ep + 1,
+                                          .epochs = n_epochs, .loss = ml, .lr = lr, .tokens_per_s = tps,
+                                          .examples_per_s = eps, .eta_s = eta},
+                     "step %lld/%lld  epoch %d/%d  loss %.4f  lr %.3g  %.0f tok/s  %.1f ex/s  ETA %s",
+                     (long long)step, (long long)total, ep + 1, n_epochs, ml, lr, tps, eps, etab);
                 pos.win_loss = 0, pos.win_n = 0;
             }
             int epoch_end = b + 1 == plan.nbatches;
@@ -675,23 +683,25 @@ int cl_train_run(const cl_train_opts *opts, cl_train_result *res, cl_error *err)
                 fprintf(mf, ",\"main\":%.10g,\"best\":%.10g,\"improved\":%s}\n", isfinite(dm.main) ? dm.main : 0,
                         isfinite(pos.best_main) ? pos.best_main : 0, improved ? "true" : "false");
                 fflush(mf);
-                if (!o->quiet) {
+                if (o->on_event) {
                     char mb[256];
                     fmt_metrics(&dm, mb, sizeof mb);
-                    fprintf(stderr, "%seval step %lld: dev %s%s (best %s %.4f at step %lld)\n", tty ? "\r\033[K" : "",
-                            (long long)step, mb, improved ? " *" : "", main_name, pos.best_main,
-                            (long long)pos.best_step);
+                    emit(c, &(cl_train_event){.type = CL_TRAIN_EV_EVAL, .step = step, .total = total, .epoch = ep + 1,
+                                              .epochs = n_epochs, .metrics = &dm, .improved = improved,
+                                              .best = pos.best_main, .best_step = pos.best_step, .split = "dev"},
+                         "eval step %lld: dev %s%s (best %s %.4f at step %lld)", (long long)step, mb,
+                         improved ? " *" : "", main_name, pos.best_main, (long long)pos.best_step);
                 }
                 if (o->patience > 0 && pos.bad_evals >= o->patience) {
                     stop = 1;
                     res->stopped_early = 1;
-                    if (!o->quiet)
-                        fprintf(stderr, "early stopping: %d evaluations without improvement\n", pos.bad_evals);
+                    emit(c, &(cl_train_event){.type = CL_TRAIN_EV_NOTE, .step = step},
+                         "early stopping: %d evaluations without improvement", pos.bad_evals);
                 }
             }
             res->epochs_run = pos.epochs_run = ep + 1;
             /* checkpoint: every save_every steps, on a stop signal, after stop_after steps of this process */
-            int sig = g_stop_signal;
+            int sig = o->cancel ? (int)*o->cancel : 0;
             int pause = o->stop_after > 0 && steps_here >= o->stop_after && step < total && !stop;
             int want = (o->save_every > 0 && step % o->save_every == 0) || ((sig || pause) && step < total && !stop);
             if (want) {
@@ -702,19 +712,17 @@ int cl_train_run(const cl_train_opts *opts, cl_train_result *res, cl_error *err)
                 fflush(mf);
                 pos.metrics_offset = ftell(mf);
                 if ((rc = cl_run_save_resume_checkpoint(c, o->out_dir, &pos, err))) goto done;
-                if (!o->quiet && (sig || pause || !tty))
-                    fprintf(stderr, "%scheckpoint %s/checkpoint-%lld written\n", tty ? "\r\033[K" : "", o->out_dir,
-                            (long long)step);
+                char cp[4300];
+                snprintf(cp, sizeof cp, "%s/checkpoint-%lld", o->out_dir, (long long)step);
+                emit(c, &(cl_train_event){.type = CL_TRAIN_EV_CHECKPOINT, .step = step, .total = total, .path = cp},
+                     "checkpoint %s written", cp);
             }
             if ((sig || pause) && step < total && !stop) {
                 res->interrupted = sig;
                 res->paused = !sig;
                 res->steps = step;
                 snprintf(path, sizeof path, "%s/run.json", o->out_dir);
-                if ((rc = cl_run_write_json(c, path, res, sig ? "interrupted" : "paused", err))) goto done;
-                fprintf(stderr, "%s at step %lld: continue with condlora train --resume %s\n",
-                            sig ? (sig == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)") : "paused",
-                            (long long)step, o->out_dir);
+                rc = cl_run_write_json(c, path, res, sig ? "interrupted" : "paused", err);
                 goto done;
             }
         }
@@ -755,14 +763,10 @@ int cl_train_run(const cl_train_opts *opts, cl_train_result *res, cl_error *err)
         snprintf(mp, sizeof mp, "%s/metrics.jsonl", o->out_dir);
         snprintf(sp, sizeof sp, "%s/curve.svg", o->out_dir);
         cl_error e2 = {0};
-        if (cl_run_write_curve(mp, sp, main_name, &e2) && !o->quiet)
-            fprintf(stderr, "warning: %s\n", e2.msg);
+        if (cl_run_write_curve(mp, sp, main_name, &e2))
+            emit(c, &(cl_train_event){.type = CL_TRAIN_EV_NOTE}, "warning: %s", e2.msg);
     }
 done:
-    if (handlers) {
-        sigaction(SIGINT, &sa_int, NULL);
-        sigaction(SIGTERM, &sa_term, NULL);
-    }
     if (mf) fclose(mf);
     cl_batch_plan_free(&plan);
     tctx_free(c);
@@ -772,11 +776,12 @@ done:
 
 int cl_eval_run(const char *run, const char *split, const char *model_dir, const char *data_dir, int threads,
                 cl_metric_set *out, size_t *n_out, cl_error *err) {
-    return cl_eval_run_precision(run, split, model_dir, data_dir, threads, -1, out, n_out, err);
+    return cl_eval_run_precision(run, split, model_dir, data_dir, threads, -1, NULL, NULL, out, n_out, err);
 }
 
 int cl_eval_run_precision(const char *run, const char *split, const char *model_dir, const char *data_dir,
-                          int threads, int bf16, cl_metric_set *out, size_t *n_out, cl_error *err) {
+                          int threads, int bf16, cl_train_event_fn on_event, void *event_user, cl_metric_set *out,
+                          size_t *n_out, cl_error *err) {
     char ckpt[4096], rj[4200], strbuf[16384];
     if (strcmp(split, "dev") && strcmp(split, "test") && strcmp(split, "train")) /* a usage error, checked first */
         return cl_errf(err, CL_EUSAGE, "option --split: '%s' is not dev, test or train", split);
@@ -797,6 +802,7 @@ int cl_eval_run_precision(const char *run, const char *split, const char *model_
     if (data_dir) o.data_dir = data_dir;
     if (threads > 0) o.threads = threads;
     if (bf16 >= 0) o.bf16 = bf16;
+    o.on_event = on_event, o.event_user = event_user;
     int which = !strcmp(split, "dev") ? 1 : !strcmp(split, "test") ? 2 : !strcmp(split, "train") ? 0 : -1;
     if (which < 0) return cl_errf(err, CL_EUSAGE, "option --split: '%s' is not dev, test or train", split);
     cl_tctx *c = calloc(1, sizeof *c);

@@ -23,12 +23,15 @@
  * `condlora eval` to reload the run exactly). */
 #ifndef CL_TRAINER_H
 #define CL_TRAINER_H
+#include <signal.h>
 #include <stdint.h>
 #include "adapters/adapter.h"
 #include "core/error.h"
 #include "data/glue.h"
 #include "data/userdata.h"
 #include "data/metrics.h"
+
+/* Progress events (cl_train_event, cl_train_event_fn) and cl_train_result are the public API's (condlora.h). */
 
 typedef struct {
     const char *model_dir;     /* Hugging Face model directory */
@@ -79,6 +82,11 @@ typedef struct {
     int train_pooler;          /* BERT heads: train pooler.dense too (PEFT modules_to_save "pooler"); BERT's pooler +
                                   classifier is RoBERTa's classifier.dense + out_proj, the head the paper trains, so
                                   the paper preset sets it. Ignored for RoBERTa. run.json options.train_pooler */
+    /* not options (train/options.c): how the caller follows and stops the run */
+    cl_train_event_fn on_event; /* progress (NULL: none); called on the training thread */
+    void *event_user;
+    volatile sig_atomic_t *cancel; /* when *cancel becomes non-zero (a signal handler may set it), the run finishes
+                                      its step, writes a checkpoint and returns 0 with res->interrupted = *cancel */
 } cl_train_opts;
 
 void cl_train_opts_default(cl_train_opts *o);
@@ -107,26 +115,11 @@ int64_t cl_train_warmup_steps(double warmup_ratio, int64_t total);
 double cl_train_lr_at(double lr, int64_t step, int64_t warmup, int64_t total);
 uint64_t cl_train_step_seed(uint64_t seed, int64_t step, int stream);
 
-typedef struct {
-    int64_t steps;          /* optimizer steps taken */
-    int epochs_run;
-    int stopped_early;
-    int64_t best_step;      /* step of the best evaluation (-1 when none) */
-    cl_metric_set best_dev; /* dev metrics of the best checkpoint */
-    cl_metric_set test;     /* test metrics of the best checkpoint (n == 0 without a test split) */
-    int have_test;
-    double final_loss;      /* mean training loss of the last logging window */
-    double wall_s, train_s, examples_per_s, tokens_per_s;
-    uint64_t n_adapter, n_head, n_gate;
-    size_t n_train, n_dev, n_test;
-    int interrupted;        /* signal number (SIGINT, SIGTERM) that stopped the run after a checkpoint, else 0 */
-    int paused;             /* 1: stopped by stop_after after writing a checkpoint */
-    int64_t resumed_from;   /* step of the checkpoint a resumed run started from (-1: a fresh run) */
-} cl_train_result;
 
-/* Runs (or, with o->resume, continues) a training run. Returns 0 also when the run was interrupted by SIGINT or
- * SIGTERM (res->interrupted: the signal; a checkpoint of the last finished step was written first) or paused by
- * stop_after (res->paused). Checkpoints (RUN/checkpoint-STEP/): the files of best/ plus optimizer.safetensors (AdamW
+/* Runs (or, with o->resume, continues) a training run. Returns 0 also when the run was cancelled through o->cancel
+ * (res->interrupted: its value; a checkpoint of the last finished step was written first) or paused by stop_after
+ * (res->paused). The library installs no signal handler; with o->threads > 0 the calling thread's OpenMP and
+ * OpenBLAS thread counts are set for the run and restored when it returns. Checkpoints (RUN/checkpoint-STEP/): the files of best/ plus optimizer.safetensors (AdamW
  * moments and step, the best parameters so far, the adapter's own state) and trainer_state.json (step, data
  * position = epoch and batch index, evaluation history, loss window, counters, the metrics.jsonl length; the RNG
  * state is the seed and the step: every random draw is a pure function of them), and last the marker file
@@ -142,8 +135,10 @@ int cl_train_latest_checkpoint(const char *run_dir, char *out, size_t n, int64_t
  * the paths recorded in run.json when not NULL; threads > 0 sets the thread count. */
 int cl_eval_run(const char *run, const char *split, const char *model_dir, const char *data_dir, int threads,
                 cl_metric_set *out, size_t *n_out, cl_error *err);
-/* cl_eval_run with a precision: -1 = the run's (run.json options.precision), 0 = fp32, 1 = bf16 */
+/* cl_eval_run with a precision (-1 = the run's, run.json options.precision; 0 = fp32; 1 = bf16) and progress events
+ * (CL_TRAIN_EV_PROGRESS every 10 s of a long evaluation; on_event may be NULL) */
 int cl_eval_run_precision(const char *run, const char *split, const char *model_dir, const char *data_dir,
-                          int threads, int bf16, cl_metric_set *out, size_t *n_out, cl_error *err);
+                          int threads, int bf16, cl_train_event_fn on_event, void *event_user, cl_metric_set *out,
+                          size_t *n_out, cl_error *err);
 
 #endif
