@@ -80,7 +80,7 @@ $(BUILD)/tests/test_bf16_emu: $(BUILD)/emu/test_bf16.o $(BUILD)/emu/gemm_bf16.o 
 	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
 test: $(TEST_BIN) $(BUILD)/tests/test_bf16_emu $(BUILD)/condlora $(BUILD)/libcondlora.so
-	@CL_BIN=$(BUILD)/condlora bash tests/run.sh $(TEST_BIN) $(BUILD)/tests/test_bf16_emu $(SH_TESTS) $(PY_TESTS)
+	@CL_BIN=$(BUILD)/condlora CL_OPT="$(OPT)" bash tests/run.sh $(TEST_BIN) $(BUILD)/tests/test_bf16_emu $(SH_TESTS) $(PY_TESTS)
 
 asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan OPT="-O1 $(SAN)" test

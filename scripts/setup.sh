@@ -16,6 +16,11 @@ need /usr/include/cjson/cJSON.h libcjson-dev
 need /usr/include/png.h libpng-dev
 command -v cc >/dev/null || pkgs_needed+=(gcc)
 command -v make >/dev/null || pkgs_needed+=(make)
+# the tests of the installed library and of the Python binding (tests/test_install.sh, tests/py/test_python_binding.py)
+command -v pkg-config >/dev/null || pkgs_needed+=(pkg-config)
+/usr/bin/python3 -c "import numpy" 2>/dev/null || pkgs_needed+=(python3-numpy)
+/usr/bin/python3 -c "import setuptools" 2>/dev/null || pkgs_needed+=(python3-setuptools)
+/usr/bin/python3 -m pip --version >/dev/null 2>&1 || pkgs_needed+=(python3-pip)
 if [ "${1:-}" = "--fuzz" ] || [ "${1:-}" = "--all" ]; then
     command -v clang >/dev/null || pkgs_needed+=(clang)
     ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 || pkgs_needed+=(libclang-rt-14-dev)
@@ -25,7 +30,6 @@ if [ "${1:-}" = "--python" ] || [ "${1:-}" = "--all" ]; then
              psutil:python3-psutil sklearn:python3-sklearn; do
         /usr/bin/python3 -c "import ${m%%:*}" 2>/dev/null || pkgs_needed+=("${m#*:}")
     done
-    /usr/bin/python3 -m pip --version >/dev/null 2>&1 || pkgs_needed+=(python3-pip)
 fi
 # apt-get, waiting (bounded: CONDLORA_APT_WAIT seconds, default 600) while another apt or dpkg holds its lock, as on
 # a fresh cloud machine whose unattended upgrades run at boot; any other failure is reported at once

@@ -14,7 +14,9 @@ pass=0 fail=0
 ok() { pass=$((pass + 1)); }
 ko() { fail=$((fail + 1)); echo "FAIL $1"; [ -n "${2:-}" ] && printf '%s\n' "$2" | tail -n 15; }
 
-if make -C "$ROOT" --no-print-directory -s BUILD="$BUILD" install PREFIX="$tmp/prefix" > "$tmp/install.log" 2>&1; then ok
+# the build being tested (make asan passes its BUILD and OPT through CL_BIN and CL_OPT)
+if make -C "$ROOT" --no-print-directory -s BUILD="$BUILD" ${CL_OPT:+OPT="$CL_OPT"} install PREFIX="$tmp/prefix" \
+    > "$tmp/install.log" 2>&1; then ok
 else ko "make install PREFIX=$tmp/prefix" "$(cat "$tmp/install.log")"; fi
 for f in bin/condlora include/condlora.h lib/libcondlora.a lib/libcondlora.so lib/pkgconfig/condlora.pc; do
     if [ -e "$tmp/prefix/$f" ]; then ok; else ko "installed $f"; fi
