@@ -11,6 +11,7 @@ static const cl_command commands[] = {
     /* {"name", cmd_name, "one-line summary"}, */
     {"train", cmd_train, "fine-tune an encoder with LoRA / CondLoRA / SaLoRA / AdaLoRA on a GLUE task"},
     {"eval", cmd_eval, "reload a saved training run and compute its metrics on a split"},
+    {"search", cmd_search, "the paper's learning-rate search: trials of train, then the chosen lr on more seeds"},
     {"bench", cmd_bench, "time training steps or inference of a random-weight encoder (one JSON line)"},
     {"predict", cmd_predict, "logits of a classification model (+ a PEFT adapter) for every row of a TSV file"},
     {"merge", cmd_merge, "merge a PEFT / condlora adapter into its base model: a Hugging Face model directory"},

@@ -101,6 +101,7 @@ int cl_run_write_json(const cl_tctx *c, const char *path, const cl_train_result 
         cJSON_AddBoolToObject(rs, "stopped_early", res->stopped_early);
         cJSON_AddNumberToObject(rs, "best_step", (double)res->best_step);
         cJSON_AddItemToObject(rs, "best_dev", metrics_obj(&res->best_dev));
+        cJSON_AddStringToObject(rs, "main_metric", c->task->main_metric); /* the one model selection used */
         if (res->have_test) cJSON_AddItemToObject(rs, "test", metrics_obj(&res->test));
         cJSON_AddNumberToObject(rs, "final_train_loss", res->final_loss);
         cJSON_AddNumberToObject(rs, "wall_s", res->wall_s);
