@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# Issue 17's experiment: the paper's learning-rate search (`condlora search`: 5 trials log-uniform in [5e-5, 5e-3]
+# on seed 1, selection on the held-out 10% dev split, then the chosen lr on seeds 1-3) for each (task, method) cell,
+# under the paper protocol (--preset paper: max length 512, r = alpha = 8 on query,value, head trained, warm-up 10%,
+# batch 16, evaluation every epoch or 1500 steps) with a budget of epochs that fits 2 cores (budget() below) and
+# bf16 frozen weights.
+#
+# Resumable at three levels, because a machine may be replaced between working days:
+#   - a cell's search resumes its unfinished run from the newest checkpoint (the same machine);
+#   - every finished run is harvested (run.json + metrics.jsonl, no weights) into RESULTS/CELL/, which is committed;
+#   - on a fresh machine the harvested runs are restored into OUT/CELL/ first, so the search skips them.
+# Cells are taken from the ordered list by --workers W loops (flock per cell: two invocations never run one cell
+# twice), each trial with --threads 1, at the given nice level so that interactive work on the machine comes first.
+#
+# usage: scripts/paper_grid.sh [--out runs/paper/mpnet] [--results results/mpnet] [--model DIR] [--data GLUE_DIR]
+#            [--cells "RTE:lora RTE:condlora ..."] [--workers 2] [--nice 10] [--extra "TRAIN OPTIONS"]
+#            [--harvest] [--restore] [--list] [--stop]
+#   --harvest / --restore  only copy finished runs OUT -> RESULTS / RESULTS -> OUT, then exit
+#   --list                 print each cell's state (finished runs of 7: 5 trials, seeds 2 and 3)
+#   --stop                 stop a running grid: every trial checkpoints, every finished run is harvested
+# `touch OUT/stop` makes the workers stop after their current cell.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+ARGS=("$@") # for the re-exec as a process-group leader below
+OUT=runs/paper/mpnet
+RESULTS=$here/results/mpnet
+DATA=${CONDLORA_DATA:-$here/../shared/data/glue}
+MODEL=${CONDLORA_CACHE:-$HOME/.cache/condlora}/models/all-mpnet-base-v2
+CELLS="RTE:lora RTE:condlora MRPC:lora MRPC:condlora STS-B:lora STS-B:condlora CoLA:lora CoLA:condlora
+       RTE:salora MRPC:salora STS-B:salora SST-2:lora SST-2:condlora"
+WORKERS=2
+NICE=10
+MODE=run
+PRECISION=bf16
+EXTRA="" # more train options for every cell (after the budget)
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --out) OUT=$2; shift ;;
+    --results) RESULTS=$2; shift ;;
+    --model) MODEL=$2; shift ;;
+    --data) DATA=$2; shift ;;
+    --cells) CELLS=$2; shift ;;
+    --workers) WORKERS=$2; shift ;;
+    --nice) NICE=$2; shift ;;
+    --precision) PRECISION=$2; shift ;;
+    --extra) EXTRA=$2; shift ;;
+    --harvest) MODE=harvest ;;
+    --restore) MODE=restore ;;
+    --list) MODE=list ;;
+    --stop) MODE=stop ;;
+    -h|--help) sed -n 2,21p "$0"; exit 0 ;;
+    *) echo "paper_grid.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+budget() { # the epochs of one task (the same for every method); the paper's are 100 (SST-2 60)
+    case "$1" in
+    SST-2) echo "--epochs 2" ;;
+    *) echo "--epochs 10" ;;
+    esac
+}
+
+finished() { [ -f "$1" ] && grep -Eq '"status":[[:space:]]*"(done|stopped_early)"' "$1"; }
+
+harvest_cell() { # OUT/CELL -> RESULTS/CELL: finished runs' run.json and metrics.jsonl, the search summary
+    local cell=$1 src=$OUT/$1 dst=$RESULTS/$1 d name
+    [ -d "$src" ] || return 0
+    mkdir -p "$dst"
+    for d in "$src"/trial-* "$src"/seed-*; do
+        [ -d "$d" ] || continue
+        name=$(basename "$d")
+        finished "$d/run.json" || continue
+        cmp -s "$d/run.json" "$dst/$name.run.json" 2>/dev/null && continue
+        cp "$d/metrics.jsonl" "$dst/$name.metrics.jsonl.tmp" && mv "$dst/$name.metrics.jsonl.tmp" "$dst/$name.metrics.jsonl"
+        cp "$d/run.json" "$dst/$name.run.json.tmp" && mv "$dst/$name.run.json.tmp" "$dst/$name.run.json"
+        echo "harvested $cell/$name"
+    done
+    for f in search.json search.md; do
+        [ -f "$src/$f" ] && ! cmp -s "$src/$f" "$dst/$f" && cp "$src/$f" "$dst/$f.tmp" && mv "$dst/$f.tmp" "$dst/$f"
+    done
+    return 0
+}
+
+restore_cell() { # RESULTS/CELL -> OUT/CELL: a finished run the search will skip
+    local cell=$1 src=$RESULTS/$1 dst=$OUT/$1 f name
+    [ -d "$src" ] || return 0
+    for f in "$src"/*.run.json; do
+        [ -f "$f" ] || continue
+        name=$(basename "$f" .run.json)
+        finished "$dst/$name/run.json" && continue
+        rm -rf "${dst:?}/$name"
+        mkdir -p "$dst/$name"
+        cp "$f" "$dst/$name/run.json"
+        [ -f "$src/$name.metrics.jsonl" ] && cp "$src/$name.metrics.jsonl" "$dst/$name/metrics.jsonl"
+        echo "restored $cell/$name"
+    done
+    [ -f "$src/search.json" ] && [ ! -f "$dst/search.json" ] && cp "$src/search.json" "$dst/search.json"
+    return 0
+}
+
+cell_cmd() { # the search command of one cell
+    local task=${1%%:*} method=${1##*:}
+    # shellcheck disable=SC2046
+    echo "$BIN" search --out "$OUT/$task-$method" --trials 5 --search-seed 1 --seeds 1,2,3 --threads 1 \
+        --method "$method" --preset paper --model "$MODEL" --task "$task" --data "$DATA" \
+        --precision "$PRECISION" --log-every 50 $(budget "$task") $EXTRA
+}
+
+cell_names() { for c in $CELLS; do echo "${c%%:*}-${c##*:}"; done; }
+
+case "$MODE" in
+stop)
+    [ -f "$OUT/grid.pid" ] || { echo "paper_grid.sh: no grid running on $OUT" >&2; exit 1; }
+    kill -TERM -- "-$(cat "$OUT/grid.pid")" && echo "stopping the grid on $OUT (its trials checkpoint first)"
+    exit 0 ;;
+harvest) for c in $(cell_names); do harvest_cell "$c"; done; exit 0 ;;
+restore) for c in $(cell_names); do restore_cell "$c"; done; exit 0 ;;
+list)
+    for c in $(cell_names); do
+        n=$(ls "$RESULTS/$c"/*.run.json 2>/dev/null | wc -l)
+        r=$(ls -d "$OUT/$c"/trial-* "$OUT/$c"/seed-* 2>/dev/null | wc -l)
+        printf '%-16s harvested %d/7 runs, %d run directories here\n' "$c" "$n" "$r"
+    done
+    exit 0 ;;
+esac
+
+[ -f "$MODEL/config.json" ] || { echo "paper_grid.sh: no model at $MODEL (scripts/fetch_model.sh all-mpnet-base-v2)" >&2; exit 1; }
+[ -d "$DATA" ] || { echo "paper_grid.sh: no GLUE data at $DATA" >&2; exit 1; }
+mkdir -p "$OUT/bin" "$RESULTS"
+# one grid per OUT; it runs as its own process group, so that --stop reaches every search and trial
+exec 8>"$OUT/bin/.grid"
+flock -n 8 || { echo "paper_grid.sh: a grid is already running on $OUT (paper_grid.sh --stop --out $OUT)" >&2; exit 1; }
+if [ "$(ps -o pgid= $$ | tr -d ' ')" != "$$" ]; then exec 8>&-; exec setsid "$0" "${ARGS[@]}"; fi
+echo $$ >"$OUT/grid.pid"
+make -s -C "$here"
+# a frozen copy of the binary (the search runs its trials with its own executable): rebuilding while the grid runs
+# changes nothing under it; the library is linked in statically
+cmp -s "$here/build/condlora" "$OUT/bin/condlora" ||
+    { cp "$here/build/condlora" "$OUT/bin/condlora.tmp" && mv "$OUT/bin/condlora.tmp" "$OUT/bin/condlora"; }
+BIN=$OUT/bin/condlora
+for c in $(cell_names); do restore_cell "$c"; done
+
+worker() { # takes the next cell nobody holds, runs its search to the end, harvests it
+    local w=$1 c name rc
+    trap - TERM INT
+    for c in $CELLS; do
+        name=${c%%:*}-${c##*:}
+        [ -f "$RESULTS/$name/search.json" ] && grep -Eq '"seeds_done":[[:space:]]*3' "$RESULTS/$name/search.json" && continue
+        exec 9>"$OUT/$name.lock"
+        if ! flock -n 9; then exec 9>&-; continue; fi
+        echo "[worker $w] $(date -u +%FT%TZ) $name: $(cell_cmd "$c")"
+        rc=0
+        # shellcheck disable=SC2046
+        nice -n "$NICE" $(cell_cmd "$c") >"$OUT/$name.out" 2>>"$OUT/$name.err" || rc=$?
+        echo "[worker $w] $(date -u +%FT%TZ) $name: $([ $rc = 0 ] && echo done || echo "stopped (exit $rc), see $OUT/$name.err")"
+        harvest_cell "$name"
+        exec 9>&-
+        [ -f "$OUT/stop" ] && return 0
+    done
+}
+
+STOP=0
+trap 'STOP=1' TERM INT
+pids=()
+for ((w = 1; w <= WORKERS; w++)); do worker "$w" & pids+=($!); sleep 1; done
+alive() { local p; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && return 0; done; return 1; }
+# harvest as runs finish, so that a stop loses at most the runs in progress
+while alive && [ $STOP = 0 ]; do
+    sleep 60 & wait $! || true
+    for c in $(cell_names); do harvest_cell "$c"; done
+done
+# stopped: the searches checkpoint their trials and write their summaries; wait for them, then harvest
+while pgrep -g $$ -f "condlora search" >/dev/null; do sleep 1; done
+for c in $(cell_names); do harvest_cell "$c"; done
+rm -f "$OUT/grid.pid"

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# scripts/paper_grid.sh on the tiny model of tests/data/api with RTE cut to 40 examples: every cell's 7 runs
+# (5 trials, seeds 2 and 3) are harvested as run.json + metrics.jsonl with no weights; on a "fresh machine" (the run
+# directories gone) the harvested runs are restored, so that a search re-runs only what was never harvested; and a
+# finished cell is not started again. Needs ../shared/data/glue (skipped without it).
+# Last line: "test_paper_grid: N passed, N failed, N skipped".
+set -u
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+GLUE=${CONDLORA_DATA:-$ROOT/../shared/data/glue}
+if [ ! -f "$GLUE/RTE/train.tsv" ]; then
+    echo "test_paper_grid: skipped (no GLUE data at $GLUE)"
+    echo "test_paper_grid: 0 passed, 0 failed, 1 skipped"
+    exit 0
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+ko() { fail=$((fail + 1)); echo "FAIL $1"; [ -n "${2:-}" ] && printf '%s\n' "$2" | tail -n 12; }
+G=(--out "$tmp/out" --results "$tmp/res" --model "$ROOT/tests/data/api/model" --data "$GLUE" --workers 2
+   --cells "RTE:lora RTE:condlora" --extra "--max-length 64 --max-train 40 --max-eval 20 --epochs 1")
+timeout 300 "$ROOT/scripts/paper_grid.sh" "${G[@]}" > "$tmp/log1" 2>&1
+for c in RTE-lora RTE-condlora; do
+    n=$(ls "$tmp/res/$c"/*.run.json 2>/dev/null | wc -l)
+    if [ "$n" = 7 ] && [ -f "$tmp/res/$c/search.json" ]; then ok; else ko "$c: 7 runs and the summary harvested ($n)" "$(cat "$tmp/log1")"; fi
+done
+if [ -z "$(find "$tmp/res" -name '*.safetensors' -o -name 'checkpoint-*')" ]; then ok; else ko "no weights harvested"; fi
+if grep -Eq '"seeds_done":[[:space:]]*3' "$tmp/res/RTE-lora/search.json"; then ok; else ko "RTE-lora: 3 seeds done"; fi
+# a fresh machine: the run directories are gone, one harvested run and one summary were never harvested
+rm -rf "$tmp/out" "$tmp/res/RTE-lora/search.json" "$tmp/res/RTE-lora/seed-3".*
+timeout 300 "$ROOT/scripts/paper_grid.sh" "${G[@]}" > "$tmp/log2" 2>&1
+fin=$(grep -c "already finished" "$tmp/out/RTE-lora.err" 2>/dev/null)
+st=$(grep -c " starts " "$tmp/out/RTE-lora.err" 2>/dev/null)
+if [ "$fin" = 7 ] && [ "$st" = 1 ] && grep -q "seed-3 starts" "$tmp/out/RTE-lora.err"; then ok
+else ko "restored runs are skipped, only seed-3 runs again (5 trials and seeds 1, 2 finished: $fin, $st started)" "$(cat "$tmp/log2")"; fi
+if [ -f "$tmp/res/RTE-lora/seed-3.run.json" ]; then ok; else ko "seed-3 harvested again"; fi
+if [ ! -e "$tmp/out/RTE-condlora.out" ]; then ok; else ko "a finished cell is not searched again"; fi
+echo "test_paper_grid: $pass passed, $fail failed, 0 skipped"
+[ $fail -eq 0 ]
