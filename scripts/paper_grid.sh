@@ -63,6 +63,8 @@ budget() { # the epochs of one task (the same for every method); the paper's are
 
 finished() { [ -f "$1" ] && grep -Eq '"status":[[:space:]]*"(done|stopped_early)"' "$1"; }
 
+put() { cp "$1" "$2.tmp" && mv "$2.tmp" "$2"; } # a copy that is whole or absent, never half-written
+
 harvest_cell() { # OUT/CELL -> RESULTS/CELL: finished runs' run.json and metrics.jsonl, the search summary
     local cell=$1 src=$OUT/$1 dst=$RESULTS/$1 d name
     [ -d "$src" ] || return 0
@@ -72,12 +74,12 @@ harvest_cell() { # OUT/CELL -> RESULTS/CELL: finished runs' run.json and metrics
         name=$(basename "$d")
         finished "$d/run.json" || continue
         cmp -s "$d/run.json" "$dst/$name.run.json" 2>/dev/null && continue
-        cp "$d/metrics.jsonl" "$dst/$name.metrics.jsonl.tmp" && mv "$dst/$name.metrics.jsonl.tmp" "$dst/$name.metrics.jsonl"
-        cp "$d/run.json" "$dst/$name.run.json.tmp" && mv "$dst/$name.run.json.tmp" "$dst/$name.run.json"
+        put "$d/metrics.jsonl" "$dst/$name.metrics.jsonl"
+        put "$d/run.json" "$dst/$name.run.json" # last: a run.json in RESULTS means both files are whole
         echo "harvested $cell/$name"
     done
     for f in search.json search.md; do
-        [ -f "$src/$f" ] && ! cmp -s "$src/$f" "$dst/$f" && cp "$src/$f" "$dst/$f.tmp" && mv "$dst/$f.tmp" "$dst/$f"
+        [ -f "$src/$f" ] && ! cmp -s "$src/$f" "$dst/$f" && put "$src/$f" "$dst/$f"
     done
     return 0
 }
@@ -111,7 +113,11 @@ cell_names() { for c in $CELLS; do echo "${c%%:*}-${c##*:}"; done; }
 
 case "$MODE" in
 stop)
-    [ -f "$OUT/grid.pid" ] || { echo "paper_grid.sh: no grid running on $OUT" >&2; exit 1; }
+    pid=$(cat "$OUT/grid.pid" 2>/dev/null || true)
+    # a pid file left by a killed grid may name another process now
+    if [ -z "$pid" ] || ! ps -o cmd= -p "$pid" | grep -q paper_grid.sh; then
+        echo "paper_grid.sh: no grid running on $OUT" >&2; exit 1
+    fi
     kill -TERM -- "-$(cat "$OUT/grid.pid")" && echo "stopping the grid on $OUT (its trials checkpoint first)"
     exit 0 ;;
 harvest) for c in $(cell_names); do harvest_cell "$c"; done; exit 0 ;;
@@ -136,8 +142,7 @@ echo $$ >"$OUT/grid.pid"
 make -s -C "$here"
 # a frozen copy of the binary (the search runs its trials with its own executable): rebuilding while the grid runs
 # changes nothing under it; the library is linked in statically
-cmp -s "$here/build/condlora" "$OUT/bin/condlora" ||
-    { cp "$here/build/condlora" "$OUT/bin/condlora.tmp" && mv "$OUT/bin/condlora.tmp" "$OUT/bin/condlora"; }
+cmp -s "$here/build/condlora" "$OUT/bin/condlora" || put "$here/build/condlora" "$OUT/bin/condlora"
 BIN=$OUT/bin/condlora
 for c in $(cell_names); do restore_cell "$c"; done
 
