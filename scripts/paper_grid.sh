@@ -97,7 +97,7 @@ restore_cell() { # RESULTS/CELL -> OUT/CELL: a finished run the search will skip
         [ -f "$src/$name.metrics.jsonl" ] && cp "$src/$name.metrics.jsonl" "$dst/$name/metrics.jsonl"
         echo "restored $cell/$name"
     done
-    [ -f "$src/search.json" ] && [ ! -f "$dst/search.json" ] && cp "$src/search.json" "$dst/search.json"
+    [ -f "$src/search.json" ] && [ ! -f "$dst/search.json" ] && mkdir -p "$dst" && cp "$src/search.json" "$dst/search.json"
     return 0
 }
 

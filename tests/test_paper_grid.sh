@@ -35,5 +35,10 @@ if [ "$fin" = 7 ] && [ "$st" = 1 ] && grep -q "seed-3 starts" "$tmp/out/RTE-lora
 else ko "restored runs are skipped, only seed-3 runs again (5 trials and seeds 1, 2 finished: $fin, $st started)" "$(cat "$tmp/log2")"; fi
 if [ -f "$tmp/res/RTE-lora/seed-3.run.json" ]; then ok; else ko "seed-3 harvested again"; fi
 if [ ! -e "$tmp/out/RTE-condlora.out" ]; then ok; else ko "a finished cell is not searched again"; fi
+# a cell whose summary was harvested before any of its runs finished: restoring it makes its directory
+mkdir -p "$tmp/res2/RTE-lora" && cp "$tmp/res/RTE-lora/search.json" "$tmp/res2/RTE-lora/search.json"
+if "$ROOT/scripts/paper_grid.sh" --restore --out "$tmp/out2" --results "$tmp/res2" --cells RTE:lora > "$tmp/log3" 2>&1 \
+    && cmp -s "$tmp/res2/RTE-lora/search.json" "$tmp/out2/RTE-lora/search.json"; then ok
+else ko "a summary without finished runs is restored" "$(cat "$tmp/log3")"; fi
 echo "test_paper_grid: $pass passed, $fail failed, 0 skipped"
 [ $fail -eq 0 ]
