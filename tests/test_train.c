@@ -419,6 +419,52 @@ static int exists(const char *run, const char *rel) {
     return access(p, F_OK) == 0;
 }
 
+static cJSON *load_json(const char *run, const char *rel) {
+    char p[600], *txt = NULL;
+    size_t n = 0;
+    snprintf(p, sizeof p, "%s/%s", run, rel);
+    if (read_all(p, &txt, &n)) return NULL;
+    cJSON *j = cJSON_ParseWithLength(txt, n);
+    free(txt);
+    return j;
+}
+
+/* run.json's result.ranks against the exported PEFT adapter of best/ (whose loading PEFT itself checks in
+ * tests/py/test_peft_interop.py): a module rank_pattern lists has that rank, any other adapted module r; the
+ * kept total is their sum, and no entry exceeds the rank it was created with */
+static int ranks_match_peft(const char *run, char *why, size_t wn) {
+    cJSON *rj = load_json(run, "run.json"), *cj = load_json(run, "best/adapter_config.json");
+    cJSON *rk = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(rj, "result"), "ranks"), "query");
+    cJSON *rp = cJSON_GetObjectItem(cj, "rank_pattern"), *r0 = cJSON_GetObjectItem(cj, "r");
+    cJSON *ro = rk ? cJSON_GetObjectItem(cJSON_GetObjectItem(rj, "result"), "ranks") : NULL;
+    int ok = ro && cJSON_IsObject(rp) && cJSON_IsNumber(r0), sum = 0;
+    if (!ok) snprintf(why, wn, "no result.ranks or no rank_pattern");
+    static const char *mods[] = {"query", "value"};
+    for (int m = 0; ok && m < 2; m++) {
+        cJSON *a = cJSON_GetObjectItem(ro, mods[m]);
+        ok = cJSON_IsArray(a);
+        for (int l = 0; ok && l < cJSON_GetArraySize(a); l++) {
+            cJSON *v = cJSON_GetArrayItem(a, l);
+            if (cJSON_IsNull(v)) continue;
+            int want = r0->valueint, have = v->valueint;
+            char suffix[64];
+            snprintf(suffix, sizeof suffix, "layer.%d.attention.self.%s", l, mods[m]);
+            for (cJSON *it = rp->child; it; it = it->next) {
+                size_t kl = strlen(it->string), sl = strlen(suffix);
+                if (kl >= sl && !strcmp(it->string + kl - sl, suffix)) want = it->valueint;
+            }
+            sum += have;
+            if (have != want) ok = 0, snprintf(why, wn, "layer %d %s: run.json %d, PEFT %d", l, mods[m], have, want);
+        }
+    }
+    cJSON *kept = cJSON_GetObjectItem(ro, "kept"), *full = cJSON_GetObjectItem(ro, "full");
+    if (ok && !(cJSON_IsNumber(kept) && kept->valueint == sum && cJSON_IsNumber(full) && sum <= full->valueint))
+        ok = 0, snprintf(why, wn, "kept %d, full %d, sum %d", kept ? kept->valueint : -1,
+                          full ? full->valueint : -1, sum);
+    cJSON_Delete(rj), cJSON_Delete(cj);
+    return ok;
+}
+
 /* 30 steps straight vs 13 steps, stop (a checkpoint), resume, 17 steps: the same losses, evaluations and bytes
  * (the stop falls inside the second epoch of 20 batches, so the data position matters) */
 TEST(resume_is_exact) {
@@ -467,6 +513,8 @@ TEST(resume_is_exact) {
               cl_method_names[methods[mi]]);
         CHECK(r1.best_step == r3.best_step && r1.best_dev.main == r3.best_dev.main, "%s: best %lld vs %lld",
               cl_method_names[methods[mi]], (long long)r1.best_step, (long long)r3.best_step);
+        char why[200] = "";
+        CHECK(ranks_match_peft(a, why, sizeof why), "%s: run.json ranks: %s", cl_method_names[methods[mi]], why);
     }
 }
 

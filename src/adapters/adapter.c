@@ -444,6 +444,12 @@ int cl_adapter_ranks(const cl_adapter *ad, int *ranks) {
     return total;
 }
 
+int cl_adapter_full_rank(const cl_adapter *ad) {
+    int full = 0;
+    for (int k = 0; k < ad->n_mods; k++) full += ad->mods[k].r;
+    return full;
+}
+
 void cl_adapter_rank_report(const cl_adapter *ad, FILE *f) {
     int n = ad->L * CL_MOD_COUNT;
     int *rk = malloc((size_t)n * sizeof(int));

@@ -144,6 +144,8 @@ int cl_adapter_export(cl_adapter *ad, cl_tensor_cb cb, void *user, cl_error *err
 /* ranks[l * CL_MOD_COUNT + m]: effective rank of (layer l, module m): r for LoRA/CondLoRA, SaLoRA components with
  * evaluation gate > 0, AdaLoRA non-zero E entries; -1 where not adapted. Returns the total. */
 int cl_adapter_ranks(const cl_adapter *ad, int *ranks);
+/* the sum of the ranks every adapted module was created with (the most cl_adapter_ranks can return) */
+int cl_adapter_full_rank(const cl_adapter *ad);
 /* Human-readable per-module learned-rank report (SaLoRA/AdaLoRA "structure"; the rank for the others). */
 void cl_adapter_rank_report(const cl_adapter *ad, FILE *f);
 /* Scalar summary for logs: SaLoRA expected-L0 fraction, target and multipliers; 0 otherwise. */

@@ -51,6 +51,31 @@ static void add_path(cJSON *op, const char *key, const char *path, const char *r
     if (run_dir && !cl_path_relative(run_dir, path, rel, sizeof rel)) cJSON_AddStringToObject(op, k, rel);
 }
 
+/* result.ranks: the rank of every adapted (layer, module) of the parameters the run ends with (the best
+ * checkpoint's): SaLoRA's components with a non-zero evaluation gate, AdaLoRA's kept triplets, r for LoRA and
+ * CondLoRA. One array per adapted module type, indexed by layer (null where that layer is not adapted), and the
+ * kept and full totals: the learned structure, without opening the adapter. */
+static void add_ranks(cJSON *rs, const cl_tctx *c) {
+    int L = c->model.cfg.num_layers, n = L * CL_MOD_COUNT;
+    int *rk = c->ad && L > 0 ? malloc((size_t)n * sizeof(int)) : NULL;
+    if (!rk) return;
+    int kept = cl_adapter_ranks(c->ad, rk);
+    cJSON *ro = cJSON_AddObjectToObject(rs, "ranks");
+    cJSON_AddNumberToObject(ro, "kept", kept);
+    cJSON_AddNumberToObject(ro, "full", cl_adapter_full_rank(c->ad));
+    for (int m = 0; m < CL_MOD_COUNT; m++) {
+        int used = 0;
+        for (int l = 0; l < L; l++) used |= rk[l * CL_MOD_COUNT + m] >= 0;
+        if (!used) continue;
+        cJSON *a = cJSON_AddArrayToObject(ro, cl_module_names[m]);
+        for (int l = 0; l < L; l++) {
+            int r = rk[l * CL_MOD_COUNT + m];
+            cJSON_AddItemToArray(a, r < 0 ? cJSON_CreateNull() : cJSON_CreateNumber(r));
+        }
+    }
+    free(rk);
+}
+
 int cl_run_write_json(const cl_tctx *c, const char *path, const cl_train_result *res, const char *status,
                       cl_error *err) {
     const cl_train_opts *o = &c->o;
@@ -109,6 +134,7 @@ int cl_run_write_json(const cl_tctx *c, const char *path, const cl_train_result 
         cJSON_AddNumberToObject(rs, "examples_per_s", res->examples_per_s);
         cJSON_AddNumberToObject(rs, "tokens_per_s", res->tokens_per_s);
         cJSON_AddNumberToObject(rs, "peak_rss_mib", cl_peak_rss_kib() / 1024.0);
+        add_ranks(rs, c);
     }
     int rc = cl_json_save(r, path, err);
     cJSON_Delete(r);
