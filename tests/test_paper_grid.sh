@@ -40,5 +40,26 @@ mkdir -p "$tmp/res2/RTE-lora" && cp "$tmp/res/RTE-lora/search.json" "$tmp/res2/R
 if "$ROOT/scripts/paper_grid.sh" --restore --out "$tmp/out2" --results "$tmp/res2" --cells RTE:lora > "$tmp/log3" 2>&1 \
     && cmp -s "$tmp/res2/RTE-lora/search.json" "$tmp/out2/RTE-lora/search.json"; then ok
 else ko "a summary without finished runs is restored" "$(cat "$tmp/log3")"; fi
+# scripts/paper_table.py on the harvest: its own selection and means agree with the C search's search.json, and
+# --write then --check round-trips a README block (and --check sees a stale one)
+mkdir -p "$tmp/tab" && cp -r "$tmp/res" "$tmp/tab/g"
+if python3 - "$ROOT/scripts" "$tmp/tab/g" > "$tmp/log4" 2>&1 <<'PY'
+import json, statistics, sys
+sys.path.insert(0, sys.argv[1])
+import paper_table as pt
+for m in ("lora", "condlora"):
+    c = pt.Cell(f"{sys.argv[2]}/RTE-{m}", "RTE", m)
+    s = json.load(open(f"{sys.argv[2]}/RTE-{m}/search.json"))["chosen"]
+    assert c.complete() and not c.problems, (m, c.progress(), c.problems)
+    assert abs(c.lr - s["lr"]) <= 1e-6 * s["lr"], (c.lr, s["lr"])  # run.json keeps 10 digits
+    assert abs(statistics.mean(c.tests()) - s["test_mean"]) < 1e-9, (c.tests(), s)
+print("agree")
+PY
+then ok; else ko "paper_table.py agrees with search.json" "$(cat "$tmp/log4")"; fi
+printf 'x\n<!-- paper_table g begin -->\nold\n<!-- paper_table g end -->\ny\n' > "$tmp/tab/README.md"
+T=(python3 "$ROOT/scripts/paper_table.py" --results "$tmp/tab" --models g --readme "$tmp/tab/README.md")
+if ! "${T[@]}" --check > /dev/null 2>&1 && "${T[@]}" --write > "$tmp/log5" 2>&1 && "${T[@]}" --check >> "$tmp/log5" 2>&1 \
+    && grep -q "| RTE | acc |" "$tmp/tab/README.md" && head -1 "$tmp/tab/README.md" | grep -qx x; then ok
+else ko "paper_table.py --write / --check" "$(cat "$tmp/log5" "$tmp/tab/README.md")"; fi
 echo "test_paper_grid: $pass passed, $fail failed, 0 skipped"
 [ $fail -eq 0 ]
