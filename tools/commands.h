@@ -23,5 +23,6 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_search(int argc, char **argv);
+int cmd_split(int argc, char **argv);
 
 #endif

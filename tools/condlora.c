@@ -17,6 +17,7 @@ static const cl_command commands[] = {
     {"merge", cmd_merge, "merge a PEFT / condlora adapter into its base model: a Hugging Face model directory"},
     {"analyze", cmd_analyze, "conversion matrices and subspace similarity of trained adapters (heat maps)"},
     {"inspect", cmd_inspect, "what a .safetensors file, model directory or config.json holds (validates it)"},
+    {"split", cmd_split, "the rows of a task's train / dev / test splits, as train makes them (for other tools)"},
     {"tokenize", cmd_tokenize, "print the token ids of text lines (byte-level BPE or WordPiece, as Hugging Face)"},
     {NULL, NULL, NULL},
 };
