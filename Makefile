@@ -12,6 +12,11 @@ CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-form
 LDLIBS   += -L$(BLAS_LIB) -Wl,-rpath,$(BLAS_LIB) -lopenblas -llapacke -lpcre2-8 -lutf8proc -lcjson -lpng -lmvec -lm -fopenmp
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
+# MPI (issue 18): built into the CLI when mpicc is found (make MPI=0 leaves it out); the library links no MPI.
+# Decided when the recipes run, after scripts/setup.sh may have installed it: $(BUILD)/mpi.flags holds the compile
+# flags and the link flags on two lines, rewritten only when they change (which rebuilds tools/mpi_comm.o).
+MPI      ?= 1
+
 LIB_SRC  := $(sort $(wildcard src/*/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TOOL_SRC := $(sort $(wildcard tools/*.c))
@@ -28,7 +33,7 @@ SOMAJOR  := $(firstword $(subst ., ,$(VERSION)))
 SOLIB    := $(BUILD)/libcondlora.so.$(VERSION)
 PREFIX   ?= /usr/local
 
-.PHONY: all test asan fuzz bench clean setup parity install
+.PHONY: all test asan fuzz bench clean setup parity install FORCE
 .SECONDARY:
 all: $(BUILD)/condlora $(BUILD)/libcondlora.so
 
@@ -62,8 +67,17 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' -e 's|@BLAS_LIB@|$(BLAS_LIB)|g' \
 	    condlora.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/condlora.pc
 
-$(BUILD)/condlora: $(TOOL_OBJ) $(BUILD)/libcondlora.a
-	$(CC) $(CFLAGS) $(TOOL_OBJ) $(BUILD)/libcondlora.a $(LDLIBS) -o $@
+$(BUILD)/mpi.flags: FORCE | $(DEPS)
+	@if [ "$(MPI)" != 0 ] && command -v mpicc >/dev/null 2>&1; then \
+	    f="-DCONDLORA_MPI $$(mpicc --showme:compile)"; l="$$(mpicc --showme:link)"; else f=""; l=""; fi; \
+	new=$$(printf '%s\n%s' "$$f" "$$l"); [ "$$(cat $@ 2>/dev/null)" = "$$new" ] || printf '%s\n' "$$new" > $@
+$(BUILD)/tools/mpi_comm.o: tools/mpi_comm.c $(BUILD)/mpi.flags | $(DEPS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $$(sed -n 1p $(BUILD)/mpi.flags) -MMD -MP -c $< -o $@
+
+$(BUILD)/condlora: $(TOOL_OBJ) $(BUILD)/libcondlora.a $(BUILD)/mpi.flags
+	$(CC) $(CFLAGS) $(TOOL_OBJ) $(BUILD)/libcondlora.a $(LDLIBS) $$(sed -n 2p $(BUILD)/mpi.flags) -o $@
+FORCE:
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libcondlora.a
 	$(CC) $(CFLAGS) $< $(BUILD)/libcondlora.a $(LDLIBS) -o $@

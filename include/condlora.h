@@ -151,6 +151,22 @@ CL_API cl_status cl_train_params_set(cl_train_params *p, const char *name, const
 /* The value's canonical text into BUF (N bytes). */
 CL_API cl_status cl_train_params_get(const cl_train_params *p, const char *name, char *buf, size_t n);
 
+/* Data parallelism: a run spread over `size` processes, each calling cl_train with the same params and its own
+ * cl_comm (the CLI implements one over MPI: `mpirun -np N condlora train ...`). Each process takes its share of
+ * every global batch (--batch-size stays the global batch) and of every evaluation; once a step the gradients of the
+ * trainable parameters are summed with sum_f32, so that every process applies the same AdamW step; only rank 0
+ * writes files. Every function returns 0, or non-zero when the communication failed (the run then stops with an
+ * error). The structure must outlive the run. */
+typedef struct cl_comm {
+    int rank, size;
+    void *user;
+    int (*sum_f32)(struct cl_comm *c, float *buf, size_t n);  /* in place: the element-wise sum over the processes */
+    int (*sum_f64)(struct cl_comm *c, double *buf, size_t n);
+    int (*bcast)(struct cl_comm *c, void *buf, size_t bytes); /* rank 0's bytes to every process */
+} cl_comm;
+/* NULL (the default) or size 1: one process. */
+CL_API cl_status cl_train_params_set_comm(cl_train_params *p, cl_comm *comm);
+
 typedef enum {
     CL_TRAIN_EV_START = 0,  /* the run's summary (sizes, steps, lr, threads) */
     CL_TRAIN_EV_STEP,       /* every log_every steps: step, total, epoch, epochs, loss, lr, rates, eta_s */

@@ -14,6 +14,9 @@ need /usr/include/pcre2.h libpcre2-dev
 need /usr/include/utf8proc.h libutf8proc-dev
 need /usr/include/cjson/cJSON.h libcjson-dev
 need /usr/include/png.h libpng-dev
+# MPI data parallelism (`mpirun -np N condlora train`, issue 18): the Makefile builds it in when mpicc is there
+command -v mpicc >/dev/null || pkgs_needed+=(libopenmpi-dev)
+command -v mpirun >/dev/null || pkgs_needed+=(openmpi-bin)
 command -v cc >/dev/null || pkgs_needed+=(gcc)
 command -v make >/dev/null || pkgs_needed+=(make)
 # the tests of the installed library and of the Python binding (tests/test_install.sh, tests/py/test_python_binding.py)

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "commands.h"
+#include "mpi_comm.h"
 #include "condlora.h"
 #include "model/gemm_bf16.h"
 #include "train/options.h"
@@ -160,9 +161,21 @@ int cmd_train(int argc, char **argv) {
         cl_train_params_free(tp);
         return 2;
     }
+    /* mpirun -np N condlora train: data parallelism over the N processes (only rank 0 prints and writes) */
+    char mmsg[512];
+    cl_comm *comm = cl_mpi_start(&argc, &argv, mmsg, sizeof mmsg);
+    if (mmsg[0]) {
+        fprintf(stderr, "condlora train: %s\n", mmsg);
+        cl_train_params_free(tp);
+        return 1;
+    }
+    if (comm) {
+        cl_train_params_set_comm(tp, comm);
+        if (comm->rank != 0) o.quiet = 1;
+    }
     /* a file-size limit (ulimit -f) must give a write error, not kill the process mid-checkpoint */
     signal(SIGXFSZ, SIG_IGN);
-    printer pr = {isatty(2), o.quiet, 0};
+    printer pr = {isatty(2) && (!comm || comm->rank == 0), o.quiet, 0};
     cl_train_callbacks cb = {print_event, &pr, &g_cancel};
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof sa);
@@ -176,8 +189,22 @@ int cmd_train(int argc, char **argv) {
     sigaction(SIGTERM, &old_term, NULL);
     if (pr.midline) fputc('\n', stderr);
     if (!run) {
-        fprintf(stderr, "condlora train: %s\n", cl_last_error());
-        return cl_last_status() == CL_EUSAGE ? 2 : 1;
+        const char *m = cl_last_error();
+        int st = cl_last_status() == CL_EUSAGE ? 2 : 1;
+        /* a rank that stopped only because another did says nothing more (the failed rank's message is the one) */
+        if (!comm || !strstr(m, "so rank")) {
+            if (comm && comm->rank) fprintf(stderr, "condlora train: rank %d: %s\n", comm->rank, m);
+            else fprintf(stderr, "condlora train: %s\n", m);
+        }
+        /* a lost process: the collectives are broken, so MPI_Finalize could wait forever; end the job instead */
+        cl_mpi_stop(comm && strstr(m, "lost contact") ? 1 : 0);
+        return st;
+    }
+    cl_mpi_stop(0);
+    if (comm && comm->rank) { /* rank 0 reports */
+        const cl_train_result rr = *cl_run_result(run);
+        cl_run_free(run);
+        return rr.interrupted ? 128 + rr.interrupted : 0;
     }
     const cl_train_result r = *cl_run_result(run);
     cl_run_free(run);

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "commands.h"
+#include "mpi_comm.h"
 #include "core/log.h"
 
 
@@ -75,6 +76,8 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
         printf("condlora %s\n", CONDLORA_VERSION);
+        const char *mpi = cl_mpi_version();
+        printf("MPI: %s\n", mpi ? mpi : "not built in (install libopenmpi-dev, then rebuild)");
         return 0;
     }
     for (const cl_command *c = commands; c->name; c++)

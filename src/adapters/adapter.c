@@ -309,9 +309,11 @@ void cl_adapter_materialise(cl_adapter *ad) {
     if (ad->vt->materialise && ad->p) ad->vt->materialise(ad);
 }
 
+void cl_adapter_set_row0(cl_adapter *ad, uint64_t row0) { ad->row0 = row0; }
+
 int cl_adapter_begin_batch(cl_adapter *ad, int B, int S, uint64_t seed, cl_error *err) {
     if (B <= 0 || S <= 0) return cl_errf(err, CL_EINVAL, "adapter: batch geometry %d x %d", B, S);
-    ad->B = B, ad->S = S, ad->seed = seed;
+    ad->B = B, ad->S = S, ad->seed = seed, ad->row0 = 0;
     size_t T = (size_t)B * S, dmax = 0;
     for (int k = 0; k < ad->n_mods; k++) {
         size_t d = (size_t)(ad->mods[k].d_in > ad->mods[k].d_out ? ad->mods[k].d_in : ad->mods[k].d_out);

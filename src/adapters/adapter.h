@@ -116,6 +116,9 @@ void cl_adapter_materialise(cl_adapter *ad);
 /* Reserves scratch for T = B * S rows (the hook grows it on demand when not called; failures are then reported by
  * cl_adapter_check). */
 int cl_adapter_begin_batch(cl_adapter *ad, int B, int S, uint64_t seed, cl_error *err);
+/* After begin_batch: the batch is rows row0.. of a larger batch of the same S (a data-parallel shard), so that the
+ * adapter's dropout masks are those rows' masks of the larger batch. */
+void cl_adapter_set_row0(cl_adapter *ad, uint64_t row0);
 /* Non-zero (with the message) when a hook call could not allocate its scratch since the last check. */
 int cl_adapter_check(cl_adapter *ad, cl_error *err);
 cl_lin_hook cl_adapter_hook(cl_adapter *ad);

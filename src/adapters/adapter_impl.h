@@ -54,6 +54,7 @@ struct cl_adapter {
     float s;                  /* scale of the low-rank path */
     int B, S;
     uint64_t seed;
+    uint64_t row0;            /* the batch is rows row0.. of a larger one of the same S (cl_adapter_set_row0) */
     float *ws;                /* scratch (floats) */
     size_t ws_cap;
     int ws_failed;

@@ -17,7 +17,8 @@ static void dropout_x(const cl_adapter *ad, const cl_amod *md, const float *x, f
     float p = ad->o.dropout, sc = 1.0f / (1.0f - p);
     uint64_t site = drop_site(md);
     size_t n = (size_t)T * md->d_in;
-    for (size_t i = 0; i < n; i++) xs[i] = cl_ad_uniform(ad->seed, site, i) >= p ? x[i] * sc : 0.0f;
+    const uint64_t off = ad->row0 * (uint64_t)ad->S * (uint64_t)md->d_in; /* element 0 in the whole batch */
+    for (size_t i = 0; i < n; i++) xs[i] = cl_ad_uniform(ad->seed, site, off + i) >= p ? x[i] * sc : 0.0f;
 }
 
 void cl_lowrank_forward(cl_adapter *ad, cl_amod *md, const float *x, float *y, int T, int train) {
@@ -83,8 +84,9 @@ void cl_lowrank_backward(cl_adapter *ad, cl_amod *md, const float *x, const floa
         uint64_t site = drop_site(md);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, din, r, 1.0f, GU, r, md->A, din, 0.0f, xs, din);
         size_t n = (size_t)T * din;
+        const uint64_t off = ad->row0 * (uint64_t)ad->S * (uint64_t)din;
         for (size_t i = 0; i < n; i++)
-            if (cl_ad_uniform(ad->seed, site, i) >= p) dx[i] += xs[i] * sc;
+            if (cl_ad_uniform(ad->seed, site, off + i) >= p) dx[i] += xs[i] * sc;
     } else {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, din, r, 1.0f, GU, r, md->A, din, 1.0f, dx, din);
     }

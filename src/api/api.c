@@ -284,6 +284,17 @@ struct cl_run {
     cl_train_result res;
 };
 
+cl_status cl_train_params_set_comm(cl_train_params *p, cl_comm *comm) {
+    begin();
+    if (!p) return fail(cl_errf(&g_err, CL_EINVAL, "cl_train_params_set_comm: no params"));
+    if (comm && (comm->size < 1 || comm->rank < 0 || comm->rank >= comm->size || !comm->sum_f32 || !comm->sum_f64 ||
+                 !comm->bcast))
+        return fail(cl_errf(&g_err, CL_EINVAL, "cl_train_params_set_comm: rank %d of %d, or a function missing",
+                            comm->rank, comm->size));
+    p->o.comm = comm;
+    return CL_OK;
+}
+
 cl_run *cl_train(const cl_train_params *p, const cl_train_callbacks *cb) {
     begin();
     if (!p) { fail(cl_errf(&g_err, CL_EINVAL, "cl_train: no params")); return NULL; }

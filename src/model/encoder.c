@@ -52,10 +52,14 @@ struct cl_encoder {
 };
 
 enum { SITE_EMB = 1, SITE_HEAD_IN = 2, SITE_HEAD_ACT = 3, SITE_LAYER = 16 };
-static cl_dropout drop_site(const cl_encoder *e, uint64_t site, float p) {
-    cl_dropout d = {e->opts.seed, site, e->opts.train ? p : 0.0f};
+/* per_row: the elements one example has in the site's buffer (NH T T attention, T H token states, H the head's) */
+static cl_dropout drop_site(const cl_encoder *e, uint64_t site, float p, uint64_t per_row) {
+    cl_dropout d = {e->opts.seed, site, e->opts.train ? p : 0.0f, e->opts.row0 * per_row};
     return d;
 }
+#define ATT_ROW ((uint64_t)e->NH * (uint64_t)e->T * (uint64_t)e->T)
+#define TOK_ROW ((uint64_t)e->T * (uint64_t)e->H)
+#define HEAD_ROW ((uint64_t)e->H)
 
 static float *ealloc(cl_encoder *e, size_t n, cl_error *err) {
     e->bytes += n * sizeof(float);
@@ -255,7 +259,7 @@ static void layer_forward(cl_encoder *e, int l, layer_acts *a) {
     lin_fwd(e, l, CL_MOD_QUERY, a->x_in, a->q);
     lin_fwd(e, l, CL_MOD_KEY, a->x_in, a->k);
     lin_fwd(e, l, CL_MOD_VALUE, a->x_in, a->v);
-    cl_dropout da = drop_site(e, SITE_LAYER + 4 * (uint64_t)l, e->p_att);
+    cl_dropout da = drop_site(e, SITE_LAYER + 4 * (uint64_t)l, e->p_att, ATT_ROW);
     if (e->m->bf16) /* bf16 mode: its products in bf16, the rest vectorised, the same masks (model/gemm_bf16.h) */
         cl_bf16_attention_forward(a->ctx, a->att, e->att_scratch, a->q, a->k, a->v, e->relb, e->len, e->B, e->T, e->NH,
                                   e->HS, &da, nt_att(e));
@@ -263,7 +267,7 @@ static void layer_forward(cl_encoder *e, int l, layer_acts *a) {
         cl_attention_forward(a->ctx, a->att, e->att_scratch, a->q, a->k, a->v, e->relb, e->len, e->B, e->T, e->NH,
                              e->HS, &da, nt_att(e));
     lin_fwd(e, l, CL_MOD_ATTN_OUT, a->ctx, e->tmp);
-    cl_dropout d1 = drop_site(e, SITE_LAYER + 4 * (uint64_t)l + 1, e->p_hidden);
+    cl_dropout d1 = drop_site(e, SITE_LAYER + 4 * (uint64_t)l + 1, e->p_hidden, TOK_ROW);
     res_ln(e, a->ln1_out, a->ln1_mean, a->ln1_rstd, a->ln1_in, a->x_in, e->tmp, &d1, w->ln1_w, w->ln1_b);
     const cl_linear *li = &w->lin[CL_MOD_INTER];
     if (hook_on(e, l, CL_MOD_INTER)) {
@@ -274,7 +278,7 @@ static void layer_forward(cl_encoder *e, int l, layer_acts *a) {
         cl_bias_act_forward(a->act, a->pre, li->b, N, I, c->act);
     }
     lin_fwd(e, l, CL_MOD_OUT, a->act, e->tmp);
-    cl_dropout d2 = drop_site(e, SITE_LAYER + 4 * (uint64_t)l + 2, e->p_hidden);
+    cl_dropout d2 = drop_site(e, SITE_LAYER + 4 * (uint64_t)l + 2, e->p_hidden, TOK_ROW);
     res_ln(e, a->out, a->ln2_mean, a->ln2_rstd, a->ln2_in, a->ln1_out, e->tmp, &d2, w->ln2_w, w->ln2_b);
 }
 
@@ -284,11 +288,11 @@ static void head_forward(cl_encoder *e) {
     const float *last = cl_encoder_last_hidden(e);
     for (int b = 0; b < B; b++) memcpy(e->cls + (size_t)b * H, last + (size_t)b * T * H, (size_t)H * sizeof(float));
     const cl_linear *dense = cl_model_head_dense((cl_weights *)m);
-    cl_dropout d0 = drop_site(e, SITE_HEAD_IN, e->head->dropout_in ? e->p_cls : 0.0f);
+    cl_dropout d0 = drop_site(e, SITE_HEAD_IN, e->head->dropout_in ? e->p_cls : 0.0f, HEAD_ROW);
     cl_dropout_forward(e->cls_d, e->cls, (size_t)B * H, &d0);
     cl_linear_forward(e->hpre, e->cls_d, dense->w, dense->b, B, H, dense->d_out);
     cl_tanh_forward(e->hact, e->hpre, (size_t)B * H);
-    cl_dropout d1 = drop_site(e, SITE_HEAD_ACT, e->p_cls);
+    cl_dropout d1 = drop_site(e, SITE_HEAD_ACT, e->p_cls, HEAD_ROW);
     cl_dropout_forward(e->hact_d, e->hact, (size_t)B * H, &d1);
     cl_linear_forward(e->logits, e->hact_d, m->head_out.w, m->head_out.b, B, H, e->L);
 }
@@ -384,7 +388,7 @@ int cl_encoder_forward(cl_encoder *e, const cl_batch *bt, const cl_fwd_opts *opt
                      N, H);
     cl_layernorm_forward(e->x0, e->emb_mean, e->emb_rstd, e->emb, m->emb_ln_w, m->emb_ln_b, N, H,
                          c->layer_norm_eps);
-    cl_dropout de = drop_site(e, SITE_EMB, e->p_hidden);
+    cl_dropout de = drop_site(e, SITE_EMB, e->p_hidden, TOK_ROW);
     drop_fwd(e, e->x0, e->x0, (size_t)N * H, &de);
     const size_t NHs = (size_t)N * H;
     if (opts->hidden_states) memcpy(opts->hidden_states, e->x0, NHs * sizeof(float));
@@ -426,7 +430,7 @@ static void layer_backward(cl_encoder *e, int l, layer_acts *a, const float *dou
     memset(e->gt, 0, NHs * sizeof(float));
     ln_bwd(e, e->gt, dout, a->ln2_in, w->ln2_w, a->ln2_mean, a->ln2_rstd);
     memcpy(e->d1, e->gt, NHs * sizeof(float));
-    cl_dropout d2 = drop_site(e, SITE_LAYER + 4 * (uint64_t)l + 2, e->p_hidden);
+    cl_dropout d2 = drop_site(e, SITE_LAYER + 4 * (uint64_t)l + 2, e->p_hidden, TOK_ROW);
     drop_fwd(e, e->d2, e->gt, NHs, &d2); /* dropout's backward is the same mask and scale */
     memset(e->dI, 0, NI * sizeof(float));
     frozen_bwd(e, l, CL_MOD_OUT, e->d2, a->act, e->dI);
@@ -441,7 +445,7 @@ static void layer_backward(cl_encoder *e, int l, layer_acts *a, const float *dou
     memset(e->gt, 0, NHs * sizeof(float));
     ln_bwd(e, e->gt, e->d1, a->ln1_in, w->ln1_w, a->ln1_mean, a->ln1_rstd);
     memcpy(dx, e->gt, NHs * sizeof(float));
-    cl_dropout d1 = drop_site(e, SITE_LAYER + 4 * (uint64_t)l + 1, e->p_hidden);
+    cl_dropout d1 = drop_site(e, SITE_LAYER + 4 * (uint64_t)l + 1, e->p_hidden, TOK_ROW);
     drop_fwd(e, e->d2, e->gt, NHs, &d1);
     memset(e->d1, 0, NHs * sizeof(float));
     frozen_bwd(e, l, CL_MOD_ATTN_OUT, e->d2, a->ctx, e->d1);
@@ -450,7 +454,7 @@ static void layer_backward(cl_encoder *e, int l, layer_acts *a, const float *dou
     memset(e->dq, 0, NHs * sizeof(float));
     memset(e->dk, 0, NHs * sizeof(float));
     memset(e->dv, 0, NHs * sizeof(float));
-    cl_dropout da = drop_site(e, SITE_LAYER + 4 * (uint64_t)l, e->p_att);
+    cl_dropout da = drop_site(e, SITE_LAYER + 4 * (uint64_t)l, e->p_att, ATT_ROW);
     if (e->m->bf16)
         cl_bf16_attention_backward(e->dq, e->dk, e->dv, e->att_scratch, e->d1, a->q, a->k, a->v, a->att, e->len,
                                    e->B, e->T, e->NH, e->HS, &da, nt_att(e));
@@ -480,7 +484,7 @@ int cl_encoder_backward_logits(cl_encoder *e, const float *dlogits, const cl_hea
     /* out_proj / classifier */
     memset(e->d_hact, 0, BH * sizeof(float));
     cl_linear_backward(e->d_hact, g->out_w, g->out_b, dlogits, e->hact_d, m->head_out.w, B, H, L);
-    cl_dropout d1 = drop_site(e, SITE_HEAD_ACT, e->p_cls);
+    cl_dropout d1 = drop_site(e, SITE_HEAD_ACT, e->p_cls, HEAD_ROW);
     cl_dropout_forward(e->d_hact, e->d_hact, BH, &d1);
     memset(e->d_hpre, 0, BH * sizeof(float));
     cl_tanh_backward(e->d_hpre, e->d_hact, e->hact, BH);
@@ -488,7 +492,7 @@ int cl_encoder_backward_logits(cl_encoder *e, const float *dlogits, const cl_hea
     if (deeper) memset(e->d_cls, 0, BH * sizeof(float));
     cl_linear_backward(deeper ? e->d_cls : NULL, g->dense_w, g->dense_b, e->d_hpre, e->cls_d, dense->w, B, H, H);
     if (!deeper) return 0;
-    cl_dropout d0 = drop_site(e, SITE_HEAD_IN, e->head->dropout_in ? e->p_cls : 0.0f);
+    cl_dropout d0 = drop_site(e, SITE_HEAD_IN, e->head->dropout_in ? e->p_cls : 0.0f, HEAD_ROW);
     cl_dropout_forward(e->d_cls, e->d_cls, BH, &d0);
     /* into the encoder: only token 0 of each sequence has a gradient */
     const size_t NHs = (size_t)e->N * H;
@@ -504,7 +508,7 @@ int cl_encoder_backward_logits(cl_encoder *e, const float *dlogits, const cl_hea
     }
     if (e->opts.need_input_grad) {
         /* embedding dropout and LayerNorm: d(word + position + type) = d(word embedding output) */
-        cl_dropout de = drop_site(e, SITE_EMB, e->p_hidden);
+        cl_dropout de = drop_site(e, SITE_EMB, e->p_hidden, TOK_ROW);
         drop_fwd(e, gin, gout, NHs, &de);
         memset(e->demb, 0, NHs * sizeof(float));
         cl_layernorm_backward(e->demb, NULL, NULL, gin, e->emb, m->emb_ln_w, e->emb_mean, e->emb_rstd, e->N, H);

@@ -47,6 +47,8 @@ typedef struct {
 typedef struct {
     int train;                 /* dropout on, keep what backward needs */
     uint64_t seed;             /* dropout seed of this step (training) */
+    uint64_t row0;             /* the batch is rows row0.. of a larger batch of the same T (a data-parallel shard):
+                                  dropout masks are those of those rows of the larger batch */
     const cl_lin_hook *hook;   /* NULL: no adapters */
     const int32_t *labels;     /* (B) class ids in [0, num_labels), or NULL */
     const float *targets;      /* (B) regression targets when num_labels == 1, or NULL */

@@ -17,6 +17,8 @@ typedef struct {
     uint64_t seed;  /* per step */
     uint64_t site;  /* which dropout in the network */
     float p;        /* drop probability; p <= 0 means identity */
+    uint64_t offset; /* element 0 of the buffer is element `offset` of the site's whole-batch buffer (a multiple of
+                        4): a shard of the batch (data parallelism) draws the rows' masks of the whole batch */
 } cl_dropout;
 /* The mask's hash, also used by bf16 mode's attention (model/gemm_bf16.c) to draw the same masks: element i of a
  * site is kept when the 16-bit field (i & 3) of cl_dropout_mix64(cl_dropout_key(d) + (i >> 2)) is >= thr(p). */
@@ -27,7 +29,8 @@ static inline uint64_t cl_dropout_mix64(uint64_t z) {
     return z ^ (z >> 31);
 }
 static inline uint64_t cl_dropout_key(const cl_dropout *d) {
-    return cl_dropout_mix64(d->seed ^ cl_dropout_mix64(d->site * 0x632be59bd9b4e019ULL));
+    /* element i hashes key + (i >> 2): an offset of 4k elements is a key k larger */
+    return cl_dropout_mix64(d->seed ^ cl_dropout_mix64(d->site * 0x632be59bd9b4e019ULL)) + (d->offset >> 2);
 }
 static inline uint32_t cl_dropout_thr(float p) { return (uint32_t)(p * 65536.0f + 0.5f); }
 /* What an attention kernel needs of a dropout site: on, the mask key, the keep threshold, the kept scale. */

@@ -107,6 +107,8 @@ int cl_run_write_json(const cl_tctx *c, const char *path, const cl_train_result 
     cJSON_AddStringToObject(v, "condlora", CONDLORA_VERSION);
     cJSON_AddStringToObject(v, "compiler", __VERSION__);
     cJSON_AddStringToObject(v, "openblas", openblas_get_config());
+    /* data parallelism: the processes that ran the steps of this invocation (1: one process) */
+    cJSON_AddNumberToObject(r, "world_size", c->o.comm && c->o.comm->size > 1 ? c->o.comm->size : 1);
     cJSON *pc = cJSON_AddObjectToObject(r, "trainable_parameters");
     cJSON_AddNumberToObject(pc, "adapter", (double)c->P.count[CL_PART_ADAPTER]);
     cJSON_AddNumberToObject(pc, "head", (double)c->P.count[CL_PART_HEAD]);

@@ -316,8 +316,8 @@ model:
 }
 
 /* Fills the batch buffers with examples idx[0..B) of s, padded to their longest member. */
-static cl_batch fill_batch(cl_tctx *c, const cl_tokset *s, const size_t *idx, size_t B) {
-    int T = 1;
+static cl_batch fill_batch_T(cl_tctx *c, const cl_tokset *s, const size_t *idx, size_t B, int T_at_least) {
+    int T = T_at_least > 1 ? T_at_least : 1;
     for (size_t b = 0; b < B; b++)
         if (s->len[idx[b]] > T) T = s->len[idx[b]];
     int pad = c->model.cfg.pad_token_id;
@@ -341,6 +341,134 @@ static cl_batch fill_batch(cl_tctx *c, const cl_tokset *s, const size_t *idx, si
     cl_batch bt = {c->b_ids, c->b_types, c->b_len, (int)B, T};
     return bt;
 }
+static cl_batch fill_batch(cl_tctx *c, const cl_tokset *s, const size_t *idx, size_t B) {
+    return fill_batch_T(c, s, idx, B, 0);
+}
+
+/* ---- data parallelism (cl_comm, trainer.h) ---- */
+static int dp_on(const cl_tctx *c) { return c->o.comm && c->o.comm->size > 1; }
+static int dp_rank(const cl_tctx *c) { return dp_on(c) ? c->o.comm->rank : 0; }
+
+/* Every process learns whether any failed: the failed ones keep their own error, the others return one that names
+ * the failed rank. A lost process (the collective fails) is an error everywhere. */
+static int dp_agree(const cl_tctx *c, int rc, cl_error *err) {
+    if (!dp_on(c)) return rc;
+    cl_comm *cm = c->o.comm;
+    double v[2] = {rc ? 1.0 : 0.0, rc ? (double)cm->rank : 0.0};
+    if (cm->sum_f64(cm, v, 2))
+        return rc ? rc : cl_errf(err, CL_EIO, "data parallel: rank %d lost contact with the other processes (one "
+                                              "died?)", cm->rank);
+    if (rc || v[0] == 0) return rc;
+    if (v[0] == 1)
+        return cl_errf(err, CL_EIO, "data parallel: rank %.0f stopped with an error (its message says why), so rank "
+                                    "%d stops too", v[1], cm->rank);
+    return cl_errf(err, CL_EIO, "data parallel: %.0f ranks stopped with errors (their messages say why)", v[0]);
+}
+
+static uint64_t fnv64(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ULL;
+    return h;
+}
+static uint64_t hash_file(uint64_t h, const char *path) { /* 64-bit FNV-1a of the words of a file, 0 if unreadable */
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    static uint64_t buf[1 << 15];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
+        size_t w = n / 8;
+        for (size_t i = 0; i < w; i++) h = (h ^ buf[i]) * 0x100000001b3ULL;
+        h = fnv64(h, (unsigned char *)buf + w * 8, n - w * 8);
+    }
+    fclose(f);
+    return h;
+}
+static uint64_t hash_tokset(uint64_t h, const cl_tokset *s) {
+    h = fnv64(h, &s->n, sizeof s->n);
+    if (!s->n) return h;
+    h = fnv64(h, s->len, s->n * sizeof *s->len);
+    h = fnv64(h, s->label, s->n * sizeof *s->label);
+    if (s->score) h = fnv64(h, s->score, s->n * sizeof *s->score);
+    size_t toks = (size_t)(s->off[s->n - 1] + s->len[s->n - 1]);
+    return fnv64(h, s->ids, toks * sizeof *s->ids);
+}
+
+/* The processes of a data-parallel run must run the same run: rank 0's digests of the options (paths aside: a
+ * node may keep its own copy), of the model's files and of the tokenized data go to every process, and one that
+ * disagrees stops them all with the name of what differs. */
+static int dp_check_same(cl_tctx *c, cl_error *err) {
+    if (!dp_on(c)) return 0;
+    uint64_t d[3] = {0xcbf29ce484222325ULL, 0xcbf29ce484222325ULL, 0xcbf29ce484222325ULL};
+    const char *differs = NULL;
+    char val[4096];
+    for (size_t i = 0; i < cl_train_option_count(); i++) {
+        const cl_train_option *p = cl_train_option_at(i);
+        if (p->type == CL_OT_PATH || (p->flags & (CL_OF_RESUME | CL_OF_INVOCATION))) continue;
+        cl_train_option_get(&c->o, p, val, sizeof val);
+        d[0] = fnv64(fnv64(d[0], p->name, strlen(p->name) + 1), val, strlen(val) + 1);
+    }
+    char mp[4200];
+    snprintf(mp, sizeof mp, "%s/config.json", c->o.model_dir);
+    d[1] = hash_file(d[1], mp);
+    snprintf(mp, sizeof mp, "%s/model.safetensors", c->o.model_dir);
+    if (access(mp, R_OK) != 0) snprintf(mp, sizeof mp, "%s/model.safetensors.index.json", c->o.model_dir);
+    d[1] = hash_file(d[1], mp);
+    d[2] = hash_tokset(hash_tokset(hash_tokset(d[2], &c->tr), &c->dev), &c->test);
+    uint64_t r0[3];
+    memcpy(r0, d, sizeof d);
+    cl_comm *cm = c->o.comm;
+    int rc = cm->bcast(cm, r0, sizeof r0);
+    if (rc) return cl_errf(err, CL_EIO, "data parallel: rank %d could not receive rank 0's digests", cm->rank);
+    if (r0[0] != d[0]) differs = "the options";
+    else if (r0[1] != d[1]) differs = "the model files (config.json, model.safetensors)";
+    else if (r0[2] != d[2]) differs = "the tokenized data (the data files or the tokenizer)";
+    if (differs)
+        rc = cl_errf(err, CL_EINVAL, "data parallel: rank %d's %s differ from rank 0's (every process must run the "
+                                     "same options on the same model and data)", cm->rank, differs);
+    return dp_agree(c, rc, err);
+}
+
+/* The padded length of a global batch, which every shard uses: the longest member, raised where needed so that the
+ * dropout sites' per-example element counts (NH T T, T H, H) are multiples of 4 (masks are drawn 4 at a time). */
+static int dp_batch_T(const cl_tctx *c, const cl_tokset *s, const size_t *idx, size_t B, cl_error *err) {
+    int T = 1;
+    for (size_t b = 0; b < B; b++)
+        if (s->len[idx[b]] > T) T = s->len[idx[b]];
+    const cl_config *cf = &c->model.cfg;
+    int T0 = T;
+    while (((uint64_t)cf->num_heads * T * T) % 4 || ((uint64_t)T * cf->hidden_size) % 4) T++;
+    if (T > c->maxT || cf->hidden_size % 4)
+        return cl_errf(err, CL_EUNSUP, "data parallel: a batch of length %d cannot be padded to %d (the model's "
+                                       "hidden size %d must be a multiple of 4)", T0, T, cf->hidden_size), -1;
+    return T;
+}
+
+/* Data parallel: every rank predicted its evaluation batches; the sum over ranks of each rank's predictions (zero
+ * elsewhere) gives every rank all of them. */
+static int dp_gather_pred(cl_tctx *c, const cl_tokset *s, cl_error *err) {
+    const size_t K = c->task->multi_label ? (size_t)c->task->num_labels : 1, n = s->n * K;
+    double *v = calloc(n + s->n + 1, sizeof *v);
+    if (!v) return cl_errf(err, CL_ENOMEM, "data parallel: out of memory");
+    const int N = c->o.comm->size, R = c->o.comm->rank;
+    for (size_t b = 0; b < s->seq.nbatches; b++) {
+        if ((int)(b % (size_t)N) != R) continue;
+        const size_t *idx;
+        size_t B = cl_batch_get(&s->seq, b, &idx);
+        for (size_t k = 0; k < B; k++) {
+            for (size_t j = 0; j < K; j++) v[idx[k] * K + j] = c->pred[idx[k] * K + j];
+            if (c->task->regression) v[n + idx[k]] = c->pred_score[idx[k]];
+        }
+    }
+    int rc = c->o.comm->sum_f64(c->o.comm, v, n + s->n);
+    if (!rc) {
+        for (size_t i = 0; i < n; i++) c->pred[i] = (int)v[i];
+        if (c->task->regression)
+            for (size_t i = 0; i < s->n; i++) c->pred_score[i] = (float)v[n + i];
+    }
+    free(v);
+    return rc ? cl_errf(err, CL_EIO, "data parallel: rank %d lost contact with the other processes during an "
+                                     "evaluation (one died?)", c->o.comm->rank) : 0;
+}
 
 /* Predictions and metrics of the current parameters on s (gold = d). */
 static int evaluate(cl_tctx *c, const cl_tokset *s, const cl_dataset *d, cl_metric_set *out, cl_error *err) {
@@ -352,9 +480,11 @@ static int evaluate(cl_tctx *c, const cl_tokset *s, const cl_dataset *d, cl_metr
     const double t0 = cl_now();
     double next = t0 + 10.0;
     size_t done_n = 0;
+    const int N = dp_on(c) ? c->o.comm->size : 1, R = dp_rank(c); /* data parallel: batch b on rank b % N */
     for (size_t b = 0; b < s->seq.nbatches; b++) {
         const size_t *idx;
         size_t B = cl_batch_get(&s->seq, b, &idx);
+        if ((int)(b % (size_t)N) != R) continue;
         if (c->o.on_event && cl_now() >= next && done_n > 0) {
             double el = cl_now() - t0, rate = done_n / el, eta = (double)(s->n - done_n) / rate;
             emit(c, &(cl_train_event){.type = CL_TRAIN_EV_PROGRESS, .split = what, .done = done_n, .n = s->n,
@@ -384,6 +514,7 @@ static int evaluate(cl_tctx *c, const cl_tokset *s, const cl_dataset *d, cl_metr
             }
         }
     }
+    if (N > 1 && (rc = dp_gather_pred(c, s, err))) return rc;
     cl_dataset view = *d;
     view.n = s->n;
     return cl_task_metrics(c->task, &view, c->task->regression ? NULL : c->pred,
@@ -482,6 +613,45 @@ static int resume_opts(const cl_train_opts *given, cl_train_opts *o, char *buf, 
     o->stop_after = given->stop_after;
     o->save_final = given->save_final;
     o->on_event = given->on_event, o->event_user = given->event_user, o->cancel = given->cancel;
+    o->comm = given->comm;
+    return 0;
+}
+
+/* One data-parallel step's share: this rank's rows of global batch idx[0..B), padded to the global batch's length,
+ * with those rows' dropout masks; the gradient of the global mean loss (the shard's mean times Bs / B) accumulates
+ * into P.grad. Then the global loss, the cancel requests and the failures are summed over the ranks, so that every
+ * process knows the same things before the gradients are summed. */
+static int dp_step(cl_tctx *c, const size_t *idx, size_t B, int64_t step, float *loss, int *sig, cl_error *err) {
+    cl_comm *cm = c->o.comm;
+    const size_t lo = B * (size_t)cm->rank / (size_t)cm->size, hi = B * (size_t)(cm->rank + 1) / (size_t)cm->size;
+    int rc = 0;
+    float l = 0;
+    int T = dp_batch_T(c, &c->tr, idx, B, err);
+    if (T < 0) rc = CL_EUNSUP;
+    if (!rc && hi > lo) {
+        cl_batch bt = fill_batch_T(c, &c->tr, idx + lo, hi - lo, T);
+        rc = cl_adapter_begin_batch(c->ad, bt.B, bt.T, cl_train_step_seed(c->o.seed, step, 1), err);
+        cl_adapter_set_row0(c->ad, lo);
+        cl_fwd_opts fo = {.train = 1, .seed = cl_train_step_seed(c->o.seed, step, 0), .hook = &c->hook, .row0 = lo};
+        if (c->task->multi_label) fo.multi_targets = c->b_tgt;
+        else if (c->task->regression) fo.targets = c->b_tgt;
+        else fo.labels = c->b_lab;
+        if (!rc) rc = cl_encoder_forward(c->enc, &bt, &fo, NULL, &l, err);
+        if (!rc) rc = cl_encoder_backward(c->enc, (float)(hi - lo) / (float)B, &c->hg, err);
+        if (!rc) rc = cl_adapter_check(c->ad, err);
+    }
+    int cancel = c->o.cancel ? (int)*c->o.cancel : 0;
+    double v[5] = {rc ? 0.0 : (double)l * (double)(hi - lo) / (double)B, cancel ? (double)cancel : 0.0,
+                   cancel ? 1.0 : 0.0, rc ? 1.0 : 0.0, rc ? (double)cm->rank : 0.0};
+    if (cm->sum_f64(cm, v, 5))
+        return rc ? rc : cl_errf(err, CL_EIO, "data parallel: step %lld: rank %d lost contact with the other "
+                                              "processes (one died?)", (long long)step, cm->rank);
+    if (rc) return rc;
+    if (v[3] > 0)
+        return cl_errf(err, CL_EIO, "data parallel: step %lld: rank %.0f stopped with an error (its message says why), "
+                                    "so rank %d stops too", (long long)step, v[4] / v[3], cm->rank);
+    *loss = (float)v[0];
+    *sig = v[2] > 0 ? (int)(v[1] / v[2] + 0.5) : 0;
     return 0;
 }
 
@@ -496,19 +666,23 @@ int cl_train_run(const cl_train_opts *opts, cl_train_result *res, cl_error *err)
     char rid[33] = "";
     cl_train_opts ro;
     int rc = 0, replace_old = 0;
+    const int R0 = !opts->comm || opts->comm->rank == 0; /* data parallel: only rank 0 writes files */
     if (opts->resume) {
-        if ((rc = resume_opts(opts, &ro, rstr, sizeof rstr, rid, err))) {
-            free(c);
-            return rc;
-        }
-        opts = &ro;
-    } else if (opts->out_dir && (rc = check_out_dir(opts, &replace_old, err))) {
-        free(c);
-        return rc;
+        rc = resume_opts(opts, &ro, rstr, sizeof rstr, rid, err);
+        if (!rc) opts = &ro;
+    } else if (opts->out_dir && R0) {
+        rc = check_out_dir(opts, &replace_old, err);
     }
-    rc = tctx_setup(c, opts, 1, 1, err);
+    if (!rc) rc = tctx_setup(c, opts, 1, 1, err);
+    else c->o.comm = opts->comm; /* the agreement below still reaches the other processes */
+    if (opts->comm && opts->comm->size > 1) {
+        rc = dp_agree(c, rc, err);
+        if (!rc) rc = dp_check_same(c, err);
+    }
     if (opts->resume) memcpy(c->run_id, rid, sizeof rid);
     else cl_random_id(c->run_id);
+    if (!rc && dp_on(c) && (rc = c->o.comm->bcast(c->o.comm, c->run_id, sizeof c->run_id)))
+        rc = cl_errf(err, CL_EIO, "data parallel: the run id could not be broadcast");
     FILE *mf = NULL;
     char path[4200], bestdir[4200], ckpt[4300];
     cl_batch_plan plan = {0};
@@ -533,12 +707,14 @@ int cl_train_run(const cl_train_opts *opts, cl_train_result *res, cl_error *err)
     snprintf(bestdir, sizeof bestdir, "%s/best", o->out_dir);
     if (o->resume) {
         int64_t cstep = 0;
-        int gone = cl_run_remove_incomplete(o->out_dir);
+        int gone = R0 ? cl_run_remove_incomplete(o->out_dir) : 0;
         if (gone)
             emit(c, &(cl_train_event){.type = CL_TRAIN_EV_NOTE},
                  "resume: removed %d incomplete checkpoint(s) (no COMPLETE marker)", gone);
-        if ((rc = cl_train_latest_checkpoint(o->out_dir, ckpt, sizeof ckpt, &cstep, err))) goto done;
-        if ((rc = cl_run_load_resume_checkpoint(c, ckpt, &pos, err))) goto done;
+        if ((rc = dp_agree(c, 0, err))) goto done; /* the others look only once rank 0 has cleaned up */
+        rc = cl_train_latest_checkpoint(o->out_dir, ckpt, sizeof ckpt, &cstep, err);
+        if (!rc) rc = cl_run_load_resume_checkpoint(c, ckpt, &pos, err);
+        if ((rc = dp_agree(c, rc, err))) goto done;
         if (pos.total != total || pos.warmup != warm) {
             rc = cl_errf(err, CL_EFORMAT, "%s: the checkpoint's schedule (%lld steps, warm-up %lld) is not the one "
                                           "run.json's options give (%lld, %lld)", ckpt, (long long)pos.total,
@@ -552,11 +728,11 @@ int cl_train_run(const cl_train_opts *opts, cl_train_result *res, cl_error *err)
             if (!cur) { rc = cl_errf(err, CL_ENOMEM, "out of memory"); goto done; }
             memcpy(cur, c->P.param, c->P.numel * sizeof(float));
             memcpy(c->P.param, c->best_param, c->P.numel * sizeof(float));
-            rc = cl_run_save_checkpoint(c, bestdir, pos.best_step, &pos.best_dev, err);
+            rc = R0 ? cl_run_save_checkpoint(c, bestdir, pos.best_step, &pos.best_dev, err) : 0;
             memcpy(c->P.param, cur, c->P.numel * sizeof(float));
             free(cur);
             cl_adapter_materialise(c->ad);
-            if (rc) goto done;
+            if ((rc = dp_agree(c, rc, err))) goto done;
         }
         res->best_step = pos.best_step, res->best_dev = pos.best_dev, res->epochs_run = pos.epochs_run;
         res->final_loss = pos.final_loss;
@@ -564,23 +740,26 @@ int cl_train_run(const cl_train_opts *opts, cl_train_result *res, cl_error *err)
     /* the run directory, only now that every input has been checked (--overwrite: the old run goes first) */
     if (replace_old && (rc = cl_remove_tree(o->out_dir, err))) {
         cl_err_prefix(err, "option --overwrite: removing the old run");
-        goto done;
     }
-    if ((rc = cl_mkdir_p(o->out_dir, err))) goto done;
+    if (!rc && R0) rc = cl_mkdir_p(o->out_dir, err);
     snprintf(path, sizeof path, "%s/run.json", o->out_dir);
-    if ((rc = cl_run_write_json(c, path, res, "running", err))) goto done;
+    if (!rc && R0) rc = cl_run_write_json(c, path, res, "running", err);
+    if ((rc = dp_agree(c, rc, err))) goto done;
     snprintf(path, sizeof path, "%s/metrics.jsonl", o->out_dir);
-    if (o->resume) {
+    if (!R0) { /* the other processes of a data-parallel run write nothing */
+        if (!(mf = fopen("/dev/null", "w"))) {
+            rc = cl_errf(err, CL_EIO, "/dev/null: cannot open");
+        }
+    } else if (o->resume) {
         /* keep the lines up to the checkpoint, drop what the interrupted process wrote after it */
         if (truncate(path, pos.metrics_offset) != 0 || !(mf = fopen(path, "a"))) {
             rc = cl_errf(err, CL_EIO, "%s: cannot truncate to the checkpoint's %ld bytes or reopen", path,
                          pos.metrics_offset);
-            goto done;
         }
     } else if (!(mf = fopen(path, "w"))) {
         rc = cl_errf(err, CL_EIO, "%s: cannot create", path);
-        goto done;
     }
+    if ((rc = dp_agree(c, rc, err))) goto done;
     if (o->on_event) {
         char *rep = NULL;
         size_t rlen = 0;
@@ -611,20 +790,30 @@ int cl_train_run(const cl_train_opts *opts, cl_train_result *res, cl_error *err)
             double t0 = cl_now();
             const size_t *idx;
             size_t B = cl_batch_get(&plan, b, &idx);
-            cl_batch bt = fill_batch(c, &c->tr, idx, B);
             double lr = cl_train_lr_at(o->lr, step, warm, total);
             cl_adapter_materialise(c->ad);
-            if ((rc = cl_adapter_begin_batch(c->ad, bt.B, bt.T, cl_train_step_seed(o->seed, step, 1), err)))
-                goto done;
-            cl_fwd_opts fo = {.train = 1, .seed = cl_train_step_seed(o->seed, step, 0), .hook = &c->hook};
-            if (c->task->multi_label) fo.multi_targets = c->b_tgt;
-            else if (c->task->regression) fo.targets = c->b_tgt;
-            else fo.labels = c->b_lab;
             float loss = 0;
-            if ((rc = cl_encoder_forward(c->enc, &bt, &fo, NULL, &loss, err))) goto done;
-            if ((rc = cl_encoder_backward(c->enc, 1.0f, &c->hg, err))) goto done;
-            if ((rc = cl_adapter_check(c->ad, err))) goto done;
-            double extra = cl_adapter_extra_loss(c->ad, 1.0f);
+            int dsig = 0; /* data parallel: the cancel signal the processes agreed on */
+            if (!dp_on(c)) {
+                cl_batch bt = fill_batch(c, &c->tr, idx, B);
+                if ((rc = cl_adapter_begin_batch(c->ad, bt.B, bt.T, cl_train_step_seed(o->seed, step, 1), err)))
+                    goto done;
+                cl_fwd_opts fo = {.train = 1, .seed = cl_train_step_seed(o->seed, step, 0), .hook = &c->hook};
+                if (c->task->multi_label) fo.multi_targets = c->b_tgt;
+                else if (c->task->regression) fo.targets = c->b_tgt;
+                else fo.labels = c->b_lab;
+                if ((rc = cl_encoder_forward(c->enc, &bt, &fo, NULL, &loss, err))) goto done;
+                if ((rc = cl_encoder_backward(c->enc, 1.0f, &c->hg, err))) goto done;
+                if ((rc = cl_adapter_check(c->ad, err))) goto done;
+            } else if ((rc = dp_step(c, idx, B, step, &loss, &dsig, err))) {
+                goto done;
+            }
+            double extra = cl_adapter_extra_loss(c->ad, dp_on(c) ? 1.0f / (float)c->o.comm->size : 1.0f);
+            if (dp_on(c) && c->o.comm->sum_f32(c->o.comm, c->P.grad, c->P.numel)) {
+                rc = cl_errf(err, CL_EIO, "data parallel: step %lld: rank %d lost contact with the other processes "
+                                          "(one died?)", (long long)step, c->o.comm->rank);
+                goto done;
+            }
             double gnorm = cl_params_clip_grad_norm(&c->P, o->max_grad_norm);
             if (!isfinite(loss) || !isfinite(gnorm)) {
                 rc = cl_errf(err, CL_EINVAL, "step %lld: the loss or the gradient is not finite (loss %g, gradient "
@@ -673,7 +862,8 @@ int cl_train_run(const cl_train_opts *opts, cl_train_result *res, cl_error *err)
                     pos.best_step = res->best_step = step;
                     pos.best_dev = res->best_dev = dm;
                     memcpy(c->best_param, c->P.param, c->P.numel * sizeof(float));
-                    if ((rc = cl_run_save_checkpoint(c, bestdir, step, &dm, err))) goto done;
+                    if (R0) rc = cl_run_save_checkpoint(c, bestdir, step, &dm, err);
+                    if ((rc = dp_agree(c, rc, err))) goto done;
                 } else {
                     pos.bad_evals++;
                 }
@@ -701,7 +891,7 @@ int cl_train_run(const cl_train_opts *opts, cl_train_result *res, cl_error *err)
             }
             res->epochs_run = pos.epochs_run = ep + 1;
             /* checkpoint: every save_every steps, on a stop signal, after stop_after steps of this process */
-            int sig = o->cancel ? (int)*o->cancel : 0;
+            int sig = dp_on(c) ? dsig : o->cancel ? (int)*o->cancel : 0;
             int pause = o->stop_after > 0 && steps_here >= o->stop_after && step < total && !stop;
             int want = (o->save_every > 0 && step % o->save_every == 0) || ((sig || pause) && step < total && !stop);
             if (want) {
@@ -711,7 +901,8 @@ int cl_train_run(const cl_train_opts *opts, cl_train_result *res, cl_error *err)
                 pos.elapsed_s = elapsed0 + cl_now() - t_start;
                 fflush(mf);
                 pos.metrics_offset = ftell(mf);
-                if ((rc = cl_run_save_resume_checkpoint(c, o->out_dir, &pos, err))) goto done;
+                if (R0) rc = cl_run_save_resume_checkpoint(c, o->out_dir, &pos, err);
+                if ((rc = dp_agree(c, rc, err))) goto done;
                 char cp[4300];
                 snprintf(cp, sizeof cp, "%s/checkpoint-%lld", o->out_dir, (long long)step);
                 emit(c, &(cl_train_event){.type = CL_TRAIN_EV_CHECKPOINT, .step = step, .total = total, .path = cp},
@@ -722,7 +913,8 @@ int cl_train_run(const cl_train_opts *opts, cl_train_result *res, cl_error *err)
                 res->paused = !sig;
                 res->steps = step;
                 snprintf(path, sizeof path, "%s/run.json", o->out_dir);
-                rc = cl_run_write_json(c, path, res, sig ? "interrupted" : "paused", err);
+                rc = R0 ? cl_run_write_json(c, path, res, sig ? "interrupted" : "paused", err) : 0;
+                rc = dp_agree(c, rc, err);
                 goto done;
             }
         }
@@ -733,12 +925,14 @@ int cl_train_run(const cl_train_opts *opts, cl_train_result *res, cl_error *err)
     res->tokens_per_s = pos.train_s > 0 ? (double)pos.tok_total / pos.train_s : 0;
     if (o->save_final) {
         snprintf(path, sizeof path, "%s/final", o->out_dir);
-        if ((rc = cl_run_save_checkpoint(c, path, step, NULL, err))) goto done;
+        if (R0) rc = cl_run_save_checkpoint(c, path, step, NULL, err);
+        if ((rc = dp_agree(c, rc, err))) goto done;
     }
     if (res->best_step < 0) { /* no evaluation ever improved (metric NAN): the final parameters are the best */
         memcpy(c->best_param, c->P.param, c->P.numel * sizeof(float));
         res->best_step = step;
-        if ((rc = cl_run_save_checkpoint(c, bestdir, step, NULL, err))) goto done;
+        if (R0) rc = cl_run_save_checkpoint(c, bestdir, step, NULL, err);
+        if ((rc = dp_agree(c, rc, err))) goto done;
         if ((rc = evaluate(c, &c->dev, &c->splits.dev, &res->best_dev, err))) goto done;
     }
     /* test metrics of the best checkpoint */
@@ -749,16 +943,13 @@ int cl_train_run(const cl_train_opts *opts, cl_train_result *res, cl_error *err)
         cl_run_json_metrics(mf, &res->test);
         fprintf(mf, ",\"main\":%.10g}\n", isfinite(res->test.main) ? res->test.main : 0);
     }
-    if (fclose(mf) != 0) {
-        mf = NULL;
-        rc = cl_errf(err, CL_EIO, "%s/metrics.jsonl: write failed", o->out_dir);
-        goto done;
-    }
+    if (fclose(mf) != 0) rc = cl_errf(err, CL_EIO, "%s/metrics.jsonl: write failed", o->out_dir);
     mf = NULL;
     res->wall_s = elapsed0 + cl_now() - t_start;
     snprintf(path, sizeof path, "%s/run.json", o->out_dir);
-    if ((rc = cl_run_write_json(c, path, res, res->stopped_early ? "stopped_early" : "done", err))) goto done;
-    {
+    if (!rc && R0) rc = cl_run_write_json(c, path, res, res->stopped_early ? "stopped_early" : "done", err);
+    if ((rc = dp_agree(c, rc, err))) goto done;
+    if (R0) {
         char mp[4200], sp[4200];
         snprintf(mp, sizeof mp, "%s/metrics.jsonl", o->out_dir);
         snprintf(sp, sizeof sp, "%s/curve.svg", o->out_dir);

@@ -30,6 +30,7 @@
 #include "data/glue.h"
 #include "data/userdata.h"
 #include "data/metrics.h"
+#include "condlora.h" /* cl_comm */
 
 /* Progress events (cl_train_event, cl_train_event_fn) and cl_train_result are the public API's (condlora.h). */
 
@@ -87,7 +88,10 @@ typedef struct {
     void *event_user;
     volatile sig_atomic_t *cancel; /* when *cancel becomes non-zero (a signal handler may set it), the run finishes
                                       its step, writes a checkpoint and returns 0 with res->interrupted = *cancel */
+    struct cl_comm *comm;       /* data parallelism over size > 1 processes (NULL or size 1: one process) */
 } cl_train_opts;
+
+/* data parallelism: struct cl_comm is the public API's (include/condlora.h, cl_train_params_set_comm) */
 
 void cl_train_opts_default(cl_train_opts *o);
 /* The first option (as the CLI names it: "lr", "batch-size", "model", ...) whose value differs between A and B,
