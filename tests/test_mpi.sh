@@ -83,6 +83,19 @@ if r=$(compare "$tmp/lora-1" "$tmp/r21" 2>&1); then ok; else ko "np 2, stopped a
 "$BIN" "${A[@]}" --method lora --dropout 0.1 --max-steps 16 --save-every 100 --stop-after 9 --out "$tmp/r12" > "$tmp/r12.log" 2>&1
 "${MPIRUN[@]}" -np 2 "$BIN" train --resume "$tmp/r12" --quiet > "$tmp/r12b.log" 2>&1 || ko "resume 1 -> 2" "$(cat "$tmp/r12.log" "$tmp/r12b.log")"
 if r=$(compare "$tmp/lora-1" "$tmp/r12" 2>&1); then ok; else ko "1 process, stopped at 9, resumed on np 2 = straight" "$r"; fi
+# mpirun -np 2 condlora search: the ranks share the runs (each once), the summary equals one process's search
+S=(search --trials 4 --seeds 1,2,3 --threads 1 --method lora --model "$ROOT/tests/data/api/model" --task RTE --data "$GLUE"
+   --max-length 32 --max-train 40 --max-eval 20 --epochs 1 --quiet)
+"$BIN" "${S[@]}" --out "$tmp/s1" > /dev/null 2> "$tmp/s1.err" || ko "search: one process" "$(cat "$tmp/s1.err")"
+"${MPIRUN[@]}" -np 2 "$BIN" "${S[@]}" --out "$tmp/s2" > "$tmp/s2.out" 2> "$tmp/s2.err" || ko "search: np 2" "$(cat "$tmp/s2.err")"
+n=$(grep -c " starts " "$tmp/s2.err")
+if [ "$n" = 6 ] && python3 - "$tmp/s1/search.json" "$tmp/s2/search.json" <<'PY'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+key = lambda s: [(x["run"], x["lr"], x.get("dev"), x.get("test")) for x in s["trials"] + s["seeds"]]
+assert key(a) == key(b) and a["chosen"] == b["chosen"], (a["chosen"], b["chosen"])
+PY
+then ok; else ko "search over 2 ranks: 6 runs once each ($n), the same summary as one process" "$(cat "$tmp/s2.err")"; fi
 # different options on the two ranks (MPMD): refused, naming what differs
 "${MPIRUN[@]}" -np 1 "$BIN" "${A[@]}" --method lora --lr 1e-3 --max-steps 4 --out "$tmp/mm" : \
     -np 1 "$BIN" "${A[@]}" --method lora --lr 2e-3 --max-steps 4 --out "$tmp/mm" > "$tmp/mm.log" 2>&1; rc=$?

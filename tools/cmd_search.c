@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <cjson/cJSON.h>
 #include "commands.h"
+#include "mpi_comm.h"
 #include "core/jsonio.h"
 #include "core/util.h"
 #include "data/glue.h"
@@ -125,6 +126,7 @@ static pid_t launch(job *j, int resume, char *const *pass, int npass, int thread
             if (!freopen(lp, "a", stderr)) _exit(1);
         }
         dup2(2, 1); /* a trial's own summary goes with its progress: the search's stdout is its summary */
+        setenv("CONDLORA_NO_MPI", "1", 1); /* under mpirun: a trial is one process of its own (tools/mpi_comm.c) */
         execv(g_self, argv);
         _exit(127);
     }
@@ -310,6 +312,17 @@ int cmd_search(int argc, char **argv) {
         }
         cJSON_Delete(old);
     }
+    /* mpirun -np N condlora search: the ranks share the runs of each phase (run k on rank k % N); they meet after
+     * each phase and read each other's results from the run directories (a shared file system) */
+    char mmsg[512];
+    cl_comm *comm = cl_mpi_start(&argc, &argv, mmsg, sizeof mmsg);
+    if (mmsg[0]) { fprintf(stderr, "condlora search: %s\n", mmsg); cJSON_Delete(set); return 1; }
+    const int R0 = !comm || comm->rank == 0;
+    if (comm && threads <= 0) { /* the machine's cores shared by the ranks on it */
+        const char *ls = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+        long nl = ls ? atol(ls) : 1, nc = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = nc > 0 && nl > 0 && nc / nl > 0 ? nc / nl : 1;
+    }
     /* trials get checkpoints unless the user chose */
     if (!given_save) pass[npass++] = "--save-every", pass[npass++] = "200";
     if (!given_limit) pass[npass++] = "--save-limit", pass[npass++] = "1";
@@ -355,6 +368,7 @@ int cmd_search(int argc, char **argv) {
         while ((next < first + n || running) && !rc) {
             while (next < first + n && running < jobs && !g_stop) {
                 job *j = &tj[next++];
+                if (comm && (next - 1 - first) % comm->size != comm->rank) continue; /* another rank's */
                 int st = run_state(j);
                 if (st == 1) {
                     j->done = 1;
@@ -400,6 +414,16 @@ int cmd_search(int argc, char **argv) {
                     rc = 1;
                 }
             }
+        }
+        if (comm) { /* every rank's runs of this phase are over: all see all results */
+            double v[2] = {rc ? 1.0 : 0.0, rc == 3 ? 1.0 : 0.0};
+            if (comm->sum_f64(comm, v, 2)) {
+                fprintf(stderr, "condlora search: rank %d lost contact with the other ranks\n", comm->rank);
+                cl_mpi_stop(1);
+            }
+            if (!rc && v[0] > 0) rc = v[1] > 0 ? 3 : 1;
+            for (long long k = first; k < first + n; k++)
+                if (!tj[k].done && (k < trials || !tj[k].reused)) tj[k].done = run_state(&tj[k]) == 1;
         }
         /* the trials' metrics */
         for (long long k = first; k < first + n; k++) {
@@ -478,15 +502,16 @@ int cmd_search(int argc, char **argv) {
     }
     cJSON_AddNumberToObject(sj, "wall_s_this_invocation", now_s() - t0);
     cl_error e2 = {0};
-    if (cl_json_save(sj, sp, &e2)) { fprintf(stderr, "condlora search: %s\n", e2.msg); rc = rc ? rc : 1; }
+    if (R0 && cl_json_save(sj, sp, &e2)) { fprintf(stderr, "condlora search: %s\n", e2.msg); rc = rc ? rc : 1; }
     snprintf(sp, sizeof sp, "%s/search.md", out);
-    if (cl_atomic_write(sp, md, mn, &e2)) { fprintf(stderr, "condlora search: %s\n", e2.msg); rc = rc ? rc : 1; }
+    if (R0 && cl_atomic_write(sp, md, mn, &e2)) { fprintf(stderr, "condlora search: %s\n", e2.msg); rc = rc ? rc : 1; }
     cJSON_Delete(sj);
+    cl_mpi_stop(0);
     if (rc == 3) {
         fprintf(stderr, "search: stopped; run the same command again to continue (finished runs are kept, unfinished "
                         "ones resume from their checkpoints)\n");
         rc = g_stop ? 128 + g_stop : 1;
-    } else if (!rc) {
+    } else if (!rc && R0) {
         printf("%s", md);
     }
     for (long long k = 0; k < trials + nseeds; k++) cJSON_Delete(tj[k].dev), cJSON_Delete(tj[k].test);

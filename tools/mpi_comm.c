@@ -9,6 +9,7 @@
 
 /* Is this process one of several that a launcher (mpirun, srun) started? */
 static int launched_size(void) {
+    if (getenv("CONDLORA_NO_MPI")) return 0; /* a search's trial, started by one rank: a process of its own */
     static const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS", NULL};
     for (int i = 0; vars[i]; i++) {
         const char *v = getenv(vars[i]);
