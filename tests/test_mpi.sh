@@ -1,26 +1,26 @@
 #!/usr/bin/env bash
-# Data parallelism over MPI (issue 18) on the tiny model of tests/data/api and RTE cut to 64 rows (needs
-# ../shared/data/glue): `mpirun -np 2` (1 thread each) against one process at the same global batch, with dropout on
+# Data parallelism over MPI (issue 18) on the tiny model and the toy task of tests/data/api (64 training rows):
+# `mpirun -np 2` (1 thread each) against one process at the same global batch, with dropout on
 # (the masks must be the single process's): the same losses and dev metrics, the final adapter within 1e-5, for
-# LoRA, CondLoRA and SaLoRA; --resume with another world size (2 -> 1 and 1 -> 2) continues as the straight run;
+# LoRA, CondLoRA and SaLoRA, bf16, 3 ranks with an empty shard on a regression task; the search shared by 2 ranks;
+# --resume with another world size (2 -> 1 and 1 -> 2) continues as the straight run;
 # rank 1 killed (SIGKILL): mpirun ends non-zero within 60 s and the last complete checkpoint resumes; two ranks with
 # different options stop with a message naming the difference. SKIP with the reason where mpirun or MPI is absent.
 # Last line: "test_mpi: N passed, N failed, N skipped".
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${CL_BIN:-$ROOT/build/condlora}
-GLUE=${CONDLORA_DATA:-$ROOT/../shared/data/glue}
+D=$ROOT/tests/data/api
 skip() { echo "test_mpi: SKIP: $1"; echo "test_mpi: 0 passed, 0 failed, 1 skipped"; exit 0; }
 command -v mpirun > /dev/null || skip "no mpirun (apt-get install openmpi-bin libopenmpi-dev)"
 "$BIN" --version | grep -q "^MPI: not" && skip "condlora was built without MPI ($("$BIN" --version | tail -1))"
-[ -f "$GLUE/RTE/train.tsv" ] || skip "no GLUE data at $GLUE"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 pass=0 fail=0
 ok() { pass=$((pass + 1)); }
 ko() { fail=$((fail + 1)); echo "FAIL $1"; [ -n "${2:-}" ] && printf '%s\n' "$2" | tail -n 12; }
 MPIRUN=(mpirun --allow-run-as-root --oversubscribe)
-A=(train --model "$ROOT/tests/data/api/model" --task RTE --data "$GLUE" --max-length 32 --max-train 64 --max-eval 40
+A=(train --model "$D/model" --train "$D/train.tsv" --dev "$D/dev.tsv" --max-length 32 --max-train 64 --max-eval 40
    --batch-size 8 --eval-every 4 --threads 1 --log-every 1 --quiet)
 # compare RUN_A RUN_B: losses (relative 1e-5), dev metrics (equal), final adapter tensors (absolute 1e-5)
 compare() {
@@ -64,10 +64,12 @@ for m in lora condlora salora; do
     if r=$(compare "$tmp/$m-1" "$tmp/$m-2" 2>&1); then ok; echo "  $m np 2 vs 1: $r"; else ko "$m: np 2 = np 1" "$r"; fi
 done
 # uneven shards (an empty one in the last batch of 2 rows), regression, 3 ranks; and bf16 frozen weights
-B=(--method condlora --dropout 0.1 --max-steps 18 --task STS-B --max-train 66)
-"$BIN" "${A[@]}" "${B[@]}" --out "$tmp/sts-1" > "$tmp/sts-1.log" 2>&1 || ko "STS-B: one process" "$(cat "$tmp/sts-1.log")"
-"${MPIRUN[@]}" -np 3 "$BIN" "${A[@]}" "${B[@]}" --out "$tmp/sts-3" > "$tmp/sts-3.log" 2>&1 || ko "STS-B: np 3" "$(cat "$tmp/sts-3.log")"
-if r=$(compare "$tmp/sts-1" "$tmp/sts-3" 2>&1); then ok; echo "  STS-B condlora np 3 vs 1: $r"; else ko "STS-B: np 3 = np 1" "$r"; fi
+awk -F'\t' 'NR == 1 {print "sentence\tscore"; next} {printf "%s\t%.2f\n", $1, $2 * 3 + (NR % 7) / 4}' "$D/train.tsv" > "$tmp/reg.tsv"
+B=(--method condlora --dropout 0.1 --max-steps 18 --train "$tmp/reg.tsv" --dev "$tmp/reg.tsv" --label-column score
+   --problem regression --max-train 66)
+"$BIN" "${A[@]}" "${B[@]}" --out "$tmp/sts-1" > "$tmp/sts-1.log" 2>&1 || ko "regression: one process" "$(cat "$tmp/sts-1.log")"
+"${MPIRUN[@]}" -np 3 "$BIN" "${A[@]}" "${B[@]}" --out "$tmp/sts-3" > "$tmp/sts-3.log" 2>&1 || ko "regression: np 3" "$(cat "$tmp/sts-3.log")"
+if r=$(compare "$tmp/sts-1" "$tmp/sts-3" 2>&1); then ok; echo "  regression condlora np 3 vs 1: $r"; else ko "regression: np 3 = np 1" "$r"; fi
 if grep -q avx512_bf16 /proc/cpuinfo; then
     "$BIN" "${A[@]}" --method lora --dropout 0.1 --max-steps 16 --precision bf16 --out "$tmp/bf-1" > "$tmp/bf-1.log" 2>&1 || ko "bf16: one process" "$(cat "$tmp/bf-1.log")"
     "${MPIRUN[@]}" -np 2 "$BIN" "${A[@]}" --method lora --dropout 0.1 --max-steps 16 --precision bf16 --out "$tmp/bf-2" > "$tmp/bf-2.log" 2>&1 \
@@ -84,7 +86,7 @@ if r=$(compare "$tmp/lora-1" "$tmp/r21" 2>&1); then ok; else ko "np 2, stopped a
 "${MPIRUN[@]}" -np 2 "$BIN" train --resume "$tmp/r12" --quiet > "$tmp/r12b.log" 2>&1 || ko "resume 1 -> 2" "$(cat "$tmp/r12.log" "$tmp/r12b.log")"
 if r=$(compare "$tmp/lora-1" "$tmp/r12" 2>&1); then ok; else ko "1 process, stopped at 9, resumed on np 2 = straight" "$r"; fi
 # mpirun -np 2 condlora search: the ranks share the runs (each once), the summary equals one process's search
-S=(search --trials 4 --seeds 1,2,3 --threads 1 --method lora --model "$ROOT/tests/data/api/model" --task RTE --data "$GLUE"
+S=(search --trials 4 --seeds 1,2,3 --threads 1 --method lora --model "$D/model" --train "$D/train.tsv" --dev "$D/dev.tsv"
    --max-length 32 --max-train 40 --max-eval 20 --epochs 1 --quiet)
 "$BIN" "${S[@]}" --out "$tmp/s1" > /dev/null 2> "$tmp/s1.err" || ko "search: one process" "$(cat "$tmp/s1.err")"
 "${MPIRUN[@]}" -np 2 "$BIN" "${S[@]}" --out "$tmp/s2" > "$tmp/s2.out" 2> "$tmp/s2.err" || ko "search: np 2" "$(cat "$tmp/s2.err")"

@@ -109,6 +109,12 @@ int cl_run_write_json(const cl_tctx *c, const char *path, const cl_train_result 
     cJSON_AddStringToObject(v, "openblas", openblas_get_config());
     /* data parallelism: the processes that ran the steps of this invocation (1: one process) */
     cJSON_AddNumberToObject(r, "world_size", c->o.comm && c->o.comm->size > 1 ? c->o.comm->size : 1);
+    if (c->o.comm && c->o.comm->size > 1 && c->comm_n > 0) { /* what the gradient sums cost (this invocation) */
+        cJSON *dp = cJSON_AddObjectToObject(r, "data_parallel");
+        cJSON_AddNumberToObject(dp, "allreduce_bytes_per_step", (double)c->P.numel * sizeof(float));
+        cJSON_AddNumberToObject(dp, "allreduce_steps", (double)c->comm_n);
+        cJSON_AddNumberToObject(dp, "allreduce_s_mean", c->comm_s / (double)c->comm_n);
+    }
     cJSON *pc = cJSON_AddObjectToObject(r, "trainable_parameters");
     cJSON_AddNumberToObject(pc, "adapter", (double)c->P.count[CL_PART_ADAPTER]);
     cJSON_AddNumberToObject(pc, "head", (double)c->P.count[CL_PART_HEAD]);

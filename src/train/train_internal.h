@@ -50,6 +50,8 @@ typedef struct {
     float *pred_score;
     float *best_param; /* copy of P.param at the best evaluation */
     cl_threads_saved threads_saved; /* the caller's thread counts, restored by tctx_free */
+    double comm_s;     /* data parallel: seconds in the gradient sums of this invocation, and how many */
+    int64_t comm_n;
 } cl_tctx;
 
 /* Where a run stands after a finished step: what a checkpoint must hold besides the tensors to continue exactly. */

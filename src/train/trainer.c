@@ -809,11 +809,13 @@ int cl_train_run(const cl_train_opts *opts, cl_train_result *res, cl_error *err)
                 goto done;
             }
             double extra = cl_adapter_extra_loss(c->ad, dp_on(c) ? 1.0f / (float)c->o.comm->size : 1.0f);
+            double tc = cl_now();
             if (dp_on(c) && c->o.comm->sum_f32(c->o.comm, c->P.grad, c->P.numel)) {
                 rc = cl_errf(err, CL_EIO, "data parallel: step %lld: rank %d lost contact with the other processes "
                                           "(one died?)", (long long)step, c->o.comm->rank);
                 goto done;
             }
+            if (dp_on(c)) c->comm_s += cl_now() - tc, c->comm_n++;
             double gnorm = cl_params_clip_grad_norm(&c->P, o->max_grad_norm);
             if (!isfinite(loss) || !isfinite(gnorm)) {
                 rc = cl_errf(err, CL_EINVAL, "step %lld: the loss or the gradient is not finite (loss %g, gradient "
