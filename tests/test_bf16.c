@@ -150,7 +150,28 @@ TEST(kernel_against_double_reference) {
             if (err > worst) worst = err;
         }
     if (getenv("CL_TEST_VERBOSE"))
-        fprintf(stderr, "kernel: worst relative error %.3g (of the sum of |terms|)\n", worst);
+        fprintf(stderr, "kernel: worst relative error %.3g (of the sum of |terms|), %s\n", worst,
+                cl_bf16_amx() ? "every block on AMX tiles" : "AVX-512 only");
+}
+
+/* AMX is used wherever the CPU has it and the kernel grants it (this machine's flags say whether it should), and
+ * the tile path gives the AVX-512 path's results up to the order of the fp32 additions */
+TEST(amx_where_the_cpu_has_it) {
+    if (!have_bf16()) return;
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[8192];
+    int flags = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "flags", 5)) {
+            flags = strstr(line, " amx_tile") && strstr(line, " amx_bf16");
+            break;
+        }
+    if (f) fclose(f);
+#ifdef CL_BF16_EMULATE
+    flags = 0; /* the emulated build has no tile path */
+#endif
+    if (getenv("CONDLORA_NO_AMX")) flags = 0;
+    CHECK(cl_bf16_amx() == flags, "cl_bf16_amx() %d, the CPU flags (amx_tile, amx_bf16) %d", cl_bf16_amx(), flags);
 }
 
 /* ---- 2b. bf16 mode's attention and element-wise ops against ops.c ------------------------------------------ */
@@ -188,7 +209,7 @@ TEST(attention_and_elementwise_vs_ops) {
             relb = malloc((size_t)NH * (2 * T - 1) * 4);
             for (int i = 0; i < NH * (2 * T - 1); i++) relb[i] = (float)(2.0 * cl_rng_normal(&r));
         }
-        cl_dropout d = {1234, 99, 0.3f};
+        cl_dropout d = {1234, 99, 0.3f, 0};
         cl_attention_forward(o32, a32, s32, q, k, v, relb, len, Bb, T, NH, HS, &d, nt);
         cl_bf16_attention_forward(o16, a16, s16, q, k, v, relb, len, Bb, T, NH, HS, &d, nt);
         cl_attention_backward(dq32, dk32, dv32, s32, g, q, k, v, a32, len, Bb, T, NH, HS, &d, nt);
@@ -232,7 +253,7 @@ TEST(attention_and_elementwise_vs_ops) {
     for (size_t i = 0; i < n; i++) x[i] = (float)cl_rng_normal(&r), res[i] = (float)cl_rng_normal(&r),
                                    g[i] = (float)cl_rng_normal(&r);
     for (int i = 0; i < C; i++) w[i] = 1.0f + 0.1f * (float)cl_rng_normal(&r), b[i] = 0.1f * (float)cl_rng_normal(&r);
-    cl_dropout d = {77, 5, 0.25f};
+    cl_dropout d = {77, 5, 0.25f, 0};
     cl_dropout_forward(y32, x, n, &d);
     cl_bf16_dropout_forward(y16, x, n, &d);
     CHECK(memcmp(y32, y16, n * 4) == 0, "dropout: the same mask and values");
@@ -567,6 +588,7 @@ int main(void) {
     snprintf(GLUE, sizeof GLUE, "%s/glue", ROOT);
     RUN(rounding_matches_the_instruction);
     RUN(kernel_against_double_reference);
+    RUN(amx_where_the_cpu_has_it);
     RUN(attention_and_elementwise_vs_ops);
     RUN(encoder_bf16_vs_fp32);
     RUN(mpnet_bf16_vs_fp32);

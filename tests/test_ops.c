@@ -140,7 +140,7 @@ TEST(attention) {
     float q[N * C], k[N * C], v[N * C], att[B * NH * T * T], scratch[4 * T * T], out[N * C], g[N * C];
     fill(q, N * C, 1.0), fill(k, N * C, 1.0), fill(v, N * C, 1.0), fill(g, N * C, 1.0);
     for (int drop = 0; drop < 2; drop++) {
-        att_ctx a = {q, k, v, att, scratch, len, B, T, NH, HS, {99, 3, drop ? 0.3f : 0.0f}};
+        att_ctx a = {q, k, v, att, scratch, len, B, T, NH, HS, {99, 3, drop ? 0.3f : 0.0f, 0}};
         att_fwd(&a, out);
         /* naive double reference */
         double md = 0;
@@ -182,7 +182,7 @@ TEST(dropout) {
     enum { n = 100000 };
     float *x = malloc(n * 4), *y = malloc(n * 4), *dx = calloc(n, 4);
     for (int i = 0; i < n; i++) x[i] = 1.0f;
-    cl_dropout d = {1234, 7, 0.1f};
+    cl_dropout d = {1234, 7, 0.1f, 0};
     cl_dropout_forward(y, x, n, &d);
     int kept = 0;
     for (int i = 0; i < n; i++) kept += y[i] != 0;
@@ -190,7 +190,7 @@ TEST(dropout) {
     CHECK(fabs(y[0] - (y[0] ? 1 / 0.9f : 0)) < 1e-6, "scale");
     cl_dropout_backward(dx, x, n, &d);
     CHECK(!memcmp(dx, y, n * 4), "backward uses the forward's mask");
-    cl_dropout d2 = {1234, 8, 0.1f};
+    cl_dropout d2 = {1234, 8, 0.1f, 0};
     cl_dropout_forward(dx, x, n, &d2);
     CHECK(memcmp(dx, y, n * 4) != 0, "another site, another mask");
     free(x), free(y), free(dx);
@@ -205,7 +205,7 @@ TEST(residual_layernorm) {
     enum { N = 4, C = 16 };
     float x[N * C], r[N * C], w[C], b[C], inp[N * C], mean[N], rstd[N], out[N * C], g[N * C];
     fill(x, N * C, 1.0), fill(r, N * C, 1.0), fill(w, C, 1.0), fill(b, C, 1.0), fill(g, N * C, 1.0);
-    rln_ctx k = {x, r, w, b, inp, mean, rstd, {5, 1, 0.25f}, N, C};
+    rln_ctx k = {x, r, w, b, inp, mean, rstd, {5, 1, 0.25f, 0}, N, C};
     rln_fwd(&k, out);
     float dinp[N * C] = {0}, dx[N * C] = {0};
     cl_layernorm_backward(dinp, NULL, NULL, g, inp, w, mean, rstd, N, C);

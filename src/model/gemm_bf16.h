@@ -41,6 +41,9 @@ struct cl_bf16_w {
 /* 1 when the CPU has AVX512F, AVX512BW, AVX512VL and AVX512_BF16 (0 when CONDLORA_NO_BF16 is set: tests of the
  * message a CPU without them gives) */
 int cl_bf16_supported(void);
+/* 1 when the products of the weights also run on AMX tiles (AMX-TILE + AMX-BF16, granted by the kernel; 0 when
+ * CONDLORA_NO_AMX is set) */
+int cl_bf16_amx(void);
 
 /* bf16 values a packed (OC, C) weight takes */
 size_t cl_bf16_pack_elems(int OC, int C);

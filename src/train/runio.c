@@ -107,6 +107,8 @@ int cl_run_write_json(const cl_tctx *c, const char *path, const cl_train_result 
     cJSON_AddStringToObject(v, "condlora", CONDLORA_VERSION);
     cJSON_AddStringToObject(v, "compiler", __VERSION__);
     cJSON_AddStringToObject(v, "openblas", openblas_get_config());
+    if (o->bf16) /* which kernel ran the bf16 products: results differ in the order of fp32 additions */
+        cJSON_AddStringToObject(v, "bf16_kernel", cl_bf16_amx() ? "amx+avx512bf16" : "avx512bf16");
     /* data parallelism: the processes that ran the steps of this invocation (1: one process) */
     cJSON_AddNumberToObject(r, "world_size", c->o.comm && c->o.comm->size > 1 ? c->o.comm->size : 1);
     if (c->o.comm && c->o.comm->size > 1 && c->comm_n > 0) { /* what the gradient sums cost (this invocation) */
