@@ -12,6 +12,7 @@ usage: /usr/bin/python3 bench/torch_encoder.py --mode train|infer --threads K [-
                                                [--method none|lora|condlora] [--config roberta-base|CONFIG.json]
 """
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -58,6 +59,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--method", choices=["none", "lora", "condlora"], default="none")
     ap.add_argument("--config", default="roberta-base")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                    help="bf16: the forward under torch.autocast('cpu', bfloat16), PyTorch's own bf16 (oneDNN)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -84,18 +87,20 @@ def main():
     times = []
     for s in range(a.warmup + a.steps):
         t0 = time.perf_counter()
+        ac = torch.autocast("cpu", dtype=torch.bfloat16) if a.precision == "bf16" else contextlib.nullcontext()
         if a.mode == "train":
             model.train()
-            out = model(input_ids=ids, attention_mask=mask, labels=labels)
+            with ac:
+                out = model(input_ids=ids, attention_mask=mask, labels=labels)
             out.loss.backward()
             model.zero_grad(set_to_none=True)
         else:
             model.eval()
-            with torch.no_grad():
+            with torch.no_grad(), ac:
                 model(input_ids=ids, attention_mask=mask)
         times.append(time.perf_counter() - t0)
     med = statistics.median(times[a.warmup:])
-    print(json.dumps({"bench": "torch_encoder", "mode": a.mode, "method": a.method, "config": a.config, "batch": a.batch, "seq": a.seq, "threads": a.threads,
+    print(json.dumps({"bench": "torch_encoder", "mode": a.mode, "method": a.method, "config": a.config, "batch": a.batch, "seq": a.seq, "threads": a.threads, "precision": a.precision,
                       "steps": a.steps, "tokens_per_s": round(a.batch * a.seq / med, 2),
                       "step_s_median": round(med, 5), "step_s_min": round(min(times[a.warmup:]), 5),
                       "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
