@@ -11,9 +11,18 @@
 #   - on a fresh machine the harvested runs are restored into OUT/CELL/ first, so the search skips them.
 # Cells are taken from the ordered list by --workers W loops (flock per cell: two invocations never run one cell
 # twice), each trial with --threads 1, at the given nice level so that interactive work on the machine comes first.
+# Three kinds of cell, TASK:KIND:
+#   TASK:METHOD          the search (7 runs: trial-1..5, seed-2, seed-3)
+#   TASK:METHOD-long     one long run at the search's chosen lr, seed 1: --long-epochs (30) with early stopping after
+#                        --long-patience (10) evaluations without improvement: how many epochs the method needs
+#   TASK:torch-METHOD    the independent implementation (bench/torch_glue.py: PEFT LoRA, the released code's CondLoRA
+#                        in PyTorch) at the search's chosen lr and budget on condlora's rows, seeds 1-3, PyTorch's
+#                        own bf16 (autocast) when --precision is bf16; harvested as seed-S.json
+# A long or torch cell waits (the worker passes it by) until its search has chosen a learning rate.
 #
 # usage: scripts/paper_grid.sh [--out runs/paper/mpnet] [--results results/mpnet] [--model DIR] [--data GLUE_DIR]
 #            [--cells "RTE:lora RTE:condlora ..."] [--workers 2] [--nice 10] [--extra "TRAIN OPTIONS"]
+#            [--long-epochs 30] [--long-patience 10]
 #            [--harvest] [--restore] [--list] [--stop]
 #   --harvest / --restore  only copy finished runs OUT -> RESULTS / RESULTS -> OUT, then exit
 #   --list                 print each cell's state (finished runs of 7: 5 trials, seeds 2 and 3)
@@ -27,7 +36,11 @@ RESULTS=$here/results/mpnet
 DATA=${CONDLORA_DATA:-$here/../shared/data/glue}
 MODEL=${CONDLORA_CACHE:-$HOME/.cache/condlora}/models/all-mpnet-base-v2
 CELLS="RTE:lora RTE:condlora MRPC:lora MRPC:condlora STS-B:lora STS-B:condlora CoLA:lora CoLA:condlora
-       RTE:salora MRPC:salora STS-B:salora SST-2:lora SST-2:condlora"
+       RTE:salora MRPC:salora STS-B:salora SST-2:lora SST-2:condlora
+       RTE:condlora-long MRPC:condlora-long STS-B:condlora-long CoLA:condlora-long
+       RTE:torch-lora RTE:torch-condlora MRPC:torch-lora MRPC:torch-condlora"
+LONG_EPOCHS=30
+LONG_PATIENCE=10
 WORKERS=2
 NICE=10
 MODE=run
@@ -44,6 +57,8 @@ while [ $# -gt 0 ]; do
     --nice) NICE=$2; shift ;;
     --precision) PRECISION=$2; shift ;;
     --extra) EXTRA=$2; shift ;;
+    --long-epochs) LONG_EPOCHS=$2; shift ;;
+    --long-patience) LONG_PATIENCE=$2; shift ;;
     --harvest) MODE=harvest ;;
     --restore) MODE=restore ;;
     --list) MODE=list ;;
@@ -69,7 +84,7 @@ harvest_cell() { # OUT/CELL -> RESULTS/CELL: finished runs' run.json and metrics
     local cell=$1 src=$OUT/$1 dst=$RESULTS/$1 d name
     [ -d "$src" ] || return 0
     mkdir -p "$dst"
-    for d in "$src"/trial-* "$src"/seed-*; do
+    for d in "$src"/trial-* "$src"/seed-* "$src"/run; do
         [ -d "$d" ] || continue
         name=$(basename "$d")
         finished "$d/run.json" || continue
@@ -78,8 +93,9 @@ harvest_cell() { # OUT/CELL -> RESULTS/CELL: finished runs' run.json and metrics
         put "$d/run.json" "$dst/$name.run.json" # last: a run.json in RESULTS means both files are whole
         echo "harvested $cell/$name"
     done
-    for f in search.json search.md; do
-        [ -f "$src/$f" ] && ! cmp -s "$src/$f" "$dst/$f" && put "$src/$f" "$dst/$f"
+    for f in search.json search.md "$src"/seed-?.json; do
+        f=$(basename "$f")
+        [ -f "$src/$f" ] && ! cmp -s "$src/$f" "$dst/$f" && put "$src/$f" "$dst/$f" && case $f in seed-*) echo "harvested $cell/$f" ;; esac
     done
     return 0
 }
@@ -99,6 +115,27 @@ restore_cell() { # RESULTS/CELL -> OUT/CELL: a finished run the search will skip
     done
     [ -f "$src/search.json" ] && [ ! -f "$dst/search.json" ] && mkdir -p "$dst" && cp "$src/search.json" "$dst/search.json"
     return 0
+}
+
+kind_of() { case ${1##*:} in *-long) echo long ;; torch-*) echo torch ;; *) echo search ;; esac; }
+base_method() { local m=${1##*:}; m=${m%-long}; echo "${m#torch-}"; }
+
+chosen_lr() { # TASK METHOD: the learning rate the harvested search chose (empty until its 5 trials are in)
+    python3 - "$here/scripts" "$RESULTS/$1-$2" "$1" "$2" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+import paper_table
+c = paper_table.Cell(sys.argv[2], sys.argv[3], sys.argv[4])
+print(repr(c.lr) if c.lr else "")
+PY
+}
+
+cell_done() { # CELL-NAME KIND
+    case $2 in
+    search) [ -f "$RESULTS/$1/search.json" ] && grep -Eq '"seeds_done":[[:space:]]*3' "$RESULTS/$1/search.json" ;;
+    long) finished "$RESULTS/$1/run.run.json" ;;
+    torch) [ -f "$RESULTS/$1/seed-1.json" ] && [ -f "$RESULTS/$1/seed-2.json" ] && [ -f "$RESULTS/$1/seed-3.json" ] ;;
+    esac
 }
 
 cell_cmd() { # the search command of one cell
@@ -123,10 +160,11 @@ stop)
 harvest) for c in $(cell_names); do harvest_cell "$c"; done; exit 0 ;;
 restore) for c in $(cell_names); do restore_cell "$c"; done; exit 0 ;;
 list)
-    for c in $(cell_names); do
-        n=$(ls "$RESULTS/$c"/*.run.json 2>/dev/null | wc -l)
-        r=$(ls -d "$OUT/$c"/trial-* "$OUT/$c"/seed-* 2>/dev/null | wc -l)
-        printf '%-16s harvested %d/7 runs, %d run directories here\n' "$c" "$n" "$r"
+    for c in $CELLS; do
+        k=$(kind_of "$c") name=${c%%:*}-${c##*:}
+        n=$(ls "$RESULTS/$name"/*.run.json "$RESULTS/$name"/seed-?.json 2>/dev/null | wc -l || true)
+        r=$(ls -d "$OUT/$name"/trial-* "$OUT/$name"/seed-* "$OUT/$name"/run 2>/dev/null | wc -l || true)
+        printf '%-22s %-6s harvested %d/%d, %d here\n' "$name" "$k" "$n" "$(case $k in search) echo 7 ;; long) echo 1 ;; *) echo 3 ;; esac)" "$r"
     done
     exit 0 ;;
 esac
@@ -146,22 +184,82 @@ cmp -s "$here/build/condlora" "$OUT/bin/condlora" || put "$here/build/condlora" 
 BIN=$OUT/bin/condlora
 for c in $(cell_names); do restore_cell "$c"; done
 
-worker() { # takes the next cell nobody holds, runs its search to the end, harvests it
-    local w=$1 c name rc
+torch_extra() { # the options of --extra that bench/torch_glue.py shares with train (size limits, the budget)
+    local a=($EXTRA) i out=()
+    for ((i = 0; i < ${#a[@]}; i++)); do
+        case ${a[i]} in --max-length|--max-train|--max-eval|--epochs) out+=("${a[i]}" "${a[i+1]}"); i=$((i + 1)) ;; esac
+    done
+    echo "${out[@]}"
+}
+
+worker() { # takes the next cell nobody holds and is ready, runs it to the end, harvests it
+    local w=$1 c name rc ran
     trap - TERM INT
+    while true; do # passes over the list until one runs nothing and nobody else runs anything
+    ran=0
     for c in $CELLS; do
         name=${c%%:*}-${c##*:}
-        [ -f "$RESULTS/$name/search.json" ] && grep -Eq '"seeds_done":[[:space:]]*3' "$RESULTS/$name/search.json" && continue
+        local kind task=${c%%:*} m lr
+        kind=$(kind_of "$c")
+        cell_done "$name" "$kind" && continue
+        m=$(base_method "$c")
+        lr=""
+        if [ "$kind" != search ]; then
+            lr=$(chosen_lr "$task" "$m")
+            [ -n "$lr" ] || continue # its search has not chosen yet: later
+        fi
         exec 9>"$OUT/$name.lock"
         if ! flock -n 9; then exec 9>&-; continue; fi
-        echo "[worker $w] $(date -u +%FT%TZ) $name: $(cell_cmd "$c")"
         rc=0
-        # shellcheck disable=SC2046
-        nice -n "$NICE" $(cell_cmd "$c") >"$OUT/$name.out" 2>>"$OUT/$name.err" || rc=$?
+        mkdir -p "$OUT/$name"
+        case $kind in
+        search)
+            echo "[worker $w] $(date -u +%FT%TZ) $name: $(cell_cmd "$c")"
+            # shellcheck disable=SC2046
+            nice -n "$NICE" $(cell_cmd "$c") >"$OUT/$name.out" 2>>"$OUT/$name.err" || rc=$? ;;
+        long)
+            local d=$OUT/$name/run
+            echo "[worker $w] $(date -u +%FT%TZ) $name: lr $lr, $LONG_EPOCHS epochs, patience $LONG_PATIENCE"
+            if [ -f "$d/run.json" ] && ls -d "$d"/checkpoint-* >/dev/null 2>&1; then
+                nice -n "$NICE" "$BIN" train --resume "$d" --threads 1 >"$OUT/$name.out" 2>>"$OUT/$name.err" || rc=$?
+            else
+                # shellcheck disable=SC2046
+                nice -n "$NICE" "$BIN" train --method "$m" --preset paper --model "$MODEL" --task "$task" --data "$DATA" \
+                    --precision "$PRECISION" --log-every 50 $EXTRA --lr "$lr" --seed 1 --epochs "$LONG_EPOCHS" \
+                    --patience "$LONG_PATIENCE" --threads 1 --save-every 200 --save-limit 1 --overwrite --out "$d" \
+                    >"$OUT/$name.out" 2>>"$OUT/$name.err" || rc=$?
+            fi ;;
+        torch)
+            local s ep
+            ep=$(budget "$task" | awk '{print $2}')
+            local te
+            te=$(torch_extra | grep -o -- "--epochs [0-9]*" | tail -1 | awk '{print $2}' || true)
+            [ -n "$te" ] && ep=$te
+            for s in 1 2 3; do
+                [ -f "$RESULTS/$name/seed-$s.json" ] && continue
+                echo "[worker $w] $(date -u +%FT%TZ) $name: seed $s, lr $lr, $ep epochs (PyTorch)"
+                # shellcheck disable=SC2046
+                nice -n "$NICE" /usr/bin/python3 "$here/bench/torch_glue.py" --model "$MODEL" --task "$task" --data "$DATA" \
+                    --method "$m" --lr "$lr" --epochs "$ep" --seed "$s" --threads 1 --precision "$PRECISION" \
+                    --condlora "$BIN" $(torch_extra) --out "$OUT/$name/seed-$s.json" >>"$OUT/$name.out" \
+                    2>>"$OUT/$name.err" || { rc=$?; break; }
+                harvest_cell "$name"
+            done ;;
+        esac
         echo "[worker $w] $(date -u +%FT%TZ) $name: $([ $rc = 0 ] && echo done || echo "stopped (exit $rc), see $OUT/$name.err")"
         harvest_cell "$name"
         exec 9>&-
+        ran=1
         [ -f "$OUT/stop" ] && return 0
+    done
+    [ $ran = 1 ] && continue
+    busy=0 # another worker holds a cell: a long or torch cell may become ready when it finishes
+    for l in "$OUT"/*.lock; do
+        [ -e "$l" ] || continue
+        if ! flock -n "$l" true; then busy=1; break; fi
+    done
+    [ $busy = 1 ] || return 0
+    sleep 20
     done
 }
 
@@ -176,6 +274,6 @@ while alive && [ $STOP = 0 ]; do
     for c in $(cell_names); do harvest_cell "$c"; done
 done
 # stopped: the searches checkpoint their trials and write their summaries; wait for them, then harvest
-while pgrep -g $$ -f "condlora search" >/dev/null; do sleep 1; done
+while pgrep -g $$ -f "condlora (search|train)|torch_glue" >/dev/null; do sleep 1; done
 for c in $(cell_names); do harvest_cell "$c"; done
 rm -f "$OUT/grid.pid"

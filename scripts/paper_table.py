@@ -259,8 +259,72 @@ def model_block(res_dir, key, data):
     say("")
     say("</details>")
     say("")
+    long_section(res_dir, cells, say)
+    torch_section(res_dir, cells, say)
     svg = salora_section(cells, key, say)
     return "\n".join(out) + "\n", svg
+
+
+def long_section(res_dir, cells, say):
+    """TASK-METHOD-long: one long run (seed 1) at the search's lr, with early stopping: when it peaked."""
+    rows = []
+    for t in ORDER:
+        for m in METHODS:
+            r = load(os.path.join(res_dir, f"{t}-{m}-long", "run.run.json"))
+            if not finished(r):
+                continue
+            res, o = r["result"], r["options"]
+            main = res["main_metric"]
+            nb = math.ceil(r["data"]["train"] / o["batch_size"])
+            ep_best = res["best_step"] / nb
+            c, lo = cells[(t, m)], cells[(t, "lora")]
+            short = c.trials[c.chosen]["result"]["test"].get(main) if c.chosen is not None else None
+            rows.append(f"| {t} | {NAMES[m]} | {o['lr']:.2e} | {res['epochs_run']} of {int(o['epochs'])}"
+                        f"{' (stopped early)' if res['stopped_early'] else ''} | {ep_best:.1f} "
+                        f"| {100 * res['test'][main]:.1f} | {f'{100 * short:.1f}' if short is not None else '-'} "
+                        f"| {pm(lo.tests()) if lo.seed_runs else '-'} | {res['wall_s'] / 3600:.2f} h |")
+    if not rows:
+        return
+    say("Long runs (seed 1 at the searched lr, the same protocol with more epochs and early stopping):")
+    say("")
+    say("| task | method | lr | epochs run | best dev at epoch | test | test, the search's budget (seed 1) "
+        "| LoRA, the search's budget (seeds 1-3) | wall |")
+    say("|---|---|---|---|---|---|---|---|---|")
+    for x in rows:
+        say(x)
+    say("")
+
+
+def torch_section(res_dir, cells, say):
+    """TASK-torch-METHOD: bench/torch_glue.py (PyTorch) at the same lr, budget and rows as condlora's seeds."""
+    rows = []
+    for t in ORDER:
+        for m in ("lora", "condlora"):
+            d = os.path.join(res_dir, f"{t}-torch-{m}")
+            runs = [load(os.path.join(d, f"seed-{k}.json")) for k in range(1, SEEDS + 1)]
+            runs = [r for r in runs if r]
+            if not runs:
+                continue
+            main = runs[0]["result"]["main_metric"]
+            xs = [r["result"]["test"][main] for r in runs]
+            c = cells[(t, m)]
+            ys = c.tests(main)
+            dd = f"{mean100(ys) - mean100(xs):+.1f}" if ys and len(xs) == SEEDS else "-"
+            eps = statistics.mean(r["result"]["examples_per_s"] for r in runs)
+            impl = "PEFT LoRA" if m == "lora" else "released-code CondLoRA"
+            rows.append(f"| {t} | {NAMES[m]} | {pm(ys) if ys else '-'} | {pm(xs)}"
+                        f"{'' if len(xs) == SEEDS else f' ({len(xs)}/{SEEDS} seeds)'} ({impl}, torch "
+                        f"{runs[0]['torch']}, {runs[0]['precision']}) | {dd} | {runs[0]['lr']:.2e} | {eps:.1f} |")
+    if not rows:
+        return
+    say("The same runs in an independent implementation (bench/torch_glue.py: PyTorch + transformers on condlora's "
+        "rows, the searched lr, the same budget and seeds; initialisation and batch order from torch's generator):")
+    say("")
+    say("| task | method | condlora | PyTorch | condlora - PyTorch | lr | PyTorch examples/s |")
+    say("|---|---|---|---|---|---|---|")
+    for x in rows:
+        say(x)
+    say("")
 
 
 def budget_of(c):

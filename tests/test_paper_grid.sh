@@ -35,6 +35,25 @@ if [ "$fin" = 7 ] && [ "$st" = 1 ] && grep -q "seed-3 starts" "$tmp/out/RTE-lora
 else ko "restored runs are skipped, only seed-3 runs again (5 trials and seeds 1, 2 finished: $fin, $st started)" "$(cat "$tmp/log2")"; fi
 if [ -f "$tmp/res/RTE-lora/seed-3.run.json" ]; then ok; else ko "seed-3 harvested again"; fi
 if [ ! -e "$tmp/out/RTE-condlora.out" ]; then ok; else ko "a finished cell is not searched again"; fi
+# long and PyTorch cells: they wait for their search's lr (here: harvested above), then run once and are harvested
+L=(--out "$tmp/out" --results "$tmp/res" --model "$ROOT/tests/data/api/model" --data "$GLUE" --workers 1 --long-epochs 3
+   --long-patience 1 --extra "--max-length 64 --max-train 40 --max-eval 20 --epochs 1")
+if /usr/bin/python3 -c "import torch, transformers, peft" 2> /dev/null; then cells="RTE:condlora-long RTE:torch-condlora"
+else cells="RTE:condlora-long"; echo "test_paper_grid: the PyTorch cell is left out (no torch, transformers, peft)"; fi
+timeout 300 "$ROOT/scripts/paper_grid.sh" "${L[@]}" --cells "$cells" > "$tmp/log6" 2>&1
+lr=$(python3 -c "import json; print(json.load(open('$tmp/res/RTE-condlora/search.json'))['chosen']['lr'])")
+if python3 - "$tmp/res/RTE-condlora-long/run.run.json" "$lr" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["status"] in ("done", "stopped_early") and abs(r["options"]["lr"] - float(sys.argv[2])) <= 1e-6 * float(sys.argv[2])
+assert r["options"]["epochs"] == 3 and r["options"]["patience"] == 1, r["options"]
+PY
+then ok; else ko "the long cell: one run at the search's lr, 3 epochs, patience 1" "$(cat "$tmp/log6")"; fi
+if [[ $cells == *torch* ]]; then
+    n=$(ls "$tmp/res/RTE-torch-condlora"/seed-?.json 2> /dev/null | wc -l)
+    if [ "$n" = 3 ] && python3 "$ROOT/scripts/paper_table.py" --results "$tmp" --models res 2> /dev/null | grep -q "^| RTE | CondLoRA |.*released-code CondLoRA"; then ok
+    else ko "the PyTorch cell: 3 seeds harvested and tabled ($n)" "$(cat "$tmp/log6")"; fi
+fi
 # a cell whose summary was harvested before any of its runs finished: restoring it makes its directory
 mkdir -p "$tmp/res2/RTE-lora" && cp "$tmp/res/RTE-lora/search.json" "$tmp/res2/RTE-lora/search.json"
 if "$ROOT/scripts/paper_grid.sh" --restore --out "$tmp/out2" --results "$tmp/res2" --cells RTE:lora > "$tmp/log3" 2>&1 \
