@@ -433,7 +433,7 @@ def main():
     if a.check and stale:
         print("paper_table.py: out of date (run scripts/paper_table.py --write): " + ", ".join(stale), file=sys.stderr)
         return 1
-    print(("updated: " + ", ".join(stale)) if a.write and stale else "up to date")
+    print(("updated: " + ", ".join(os.path.relpath(x) for x in stale)) if a.write and stale else "up to date")
     return 0
 
 
