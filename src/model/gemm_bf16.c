@@ -339,16 +339,14 @@ static int amx_usable(void) {
 int cl_bf16_amx(void) { return amx_usable(); }
 
 /* tiles 0-2: C (16 x 16 fp32), 3: A (16 rows x 16 pairs), 4-6: B (16 pairs x 16 columns); 64 bytes a row */
-TGT_AMX static void amx_config(void) {
-    unsigned char cfg[64] __attribute__((aligned(64)));
-    memset(cfg, 0, sizeof cfg);
-    cfg[0] = 1; /* palette 1 */
-    for (int t = 0; t < 7; t++) {
-        cfg[16 + 2 * t] = 64; /* bytes per row (uint16 little-endian) */
-        cfg[48 + t] = 16;     /* rows */
-    }
-    _tile_loadconfig(cfg);
-}
+/* A constant, not stores into a stack buffer: GCC 12 does not see LDTILECFG read its operand, and where it did not
+ * inline this function it dropped the stores (the tiles then took whatever the stack held: a #GP). */
+static const unsigned char amx_cfg[64] __attribute__((aligned(64))) = {
+    [0] = 1, /* palette 1 */
+    [16] = 64, [18] = 64, [20] = 64, [22] = 64, [24] = 64, [26] = 64, [28] = 64, /* bytes per row, tiles 0-6 */
+    [48] = 16, [49] = 16, [50] = 16, [51] = 16, [52] = 16, [53] = 16, [54] = 16, /* rows */
+};
+TGT_AMX static void amx_config(void) { _tile_loadconfig(amx_cfg); }
 
 /* out (16 x 48 block, row stride ldc) [+]= a (16 rows of kp pairs, stride lda) x b (a panel's kp x 48 pairs), kp a
  * multiple of 16. load = 0: start from bias (48) or zero; 1: from out, plus bias when not NULL. */
