@@ -63,7 +63,7 @@ while [ $# -gt 0 ]; do
     --restore) MODE=restore ;;
     --list) MODE=list ;;
     --stop) MODE=stop ;;
-    -h|--help) sed -n 2,21p "$0"; exit 0 ;;
+    -h|--help) sed -n "2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}" "$0"; exit 0 ;;
     *) echo "paper_grid.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
