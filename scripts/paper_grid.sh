@@ -22,11 +22,14 @@
 #
 # usage: scripts/paper_grid.sh [--out runs/paper/mpnet] [--results results/mpnet] [--model DIR] [--data GLUE_DIR]
 #            [--cells "RTE:lora RTE:condlora ..."] [--workers 2] [--nice 10] [--extra "TRAIN OPTIONS"]
-#            [--long-epochs 30] [--long-patience 10]
+#            [--long-epochs 30] [--long-patience 10] [--until TIME]
 #            [--harvest] [--restore] [--list] [--stop]
 #   --harvest / --restore  only copy finished runs OUT -> RESULTS / RESULTS -> OUT, then exit
 #   --list                 print each cell's state (finished runs of 7: 5 trials, seeds 2 and 3)
 #   --stop                 stop a running grid: every trial checkpoints, every finished run is harvested
+#   --until TIME           start no run that would end after TIME (`date -d` syntax, e.g. 16:50): a machine that is
+#                          replaced loses its runs in progress, so the last minutes are better left idle; a worker
+#                          whose next run would not fit stops
 # `touch OUT/stop` makes the workers stop after their current cell.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -41,6 +44,7 @@ CELLS="RTE:lora RTE:condlora MRPC:lora MRPC:condlora STS-B:lora STS-B:condlora C
        RTE:torch-lora RTE:torch-condlora MRPC:torch-lora MRPC:torch-condlora"
 LONG_EPOCHS=30
 LONG_PATIENCE=10
+DEADLINE=""
 WORKERS=2
 NICE=10
 MODE=run
@@ -59,6 +63,7 @@ while [ $# -gt 0 ]; do
     --extra) EXTRA=$2; shift ;;
     --long-epochs) LONG_EPOCHS=$2; shift ;;
     --long-patience) LONG_PATIENCE=$2; shift ;;
+    --until) DEADLINE=$(date -d "$2" +%s) || { echo "paper_grid.sh: --until: '$2' is not a time" >&2; exit 2; }; shift ;;
     --harvest) MODE=harvest ;;
     --restore) MODE=restore ;;
     --list) MODE=list ;;
@@ -120,14 +125,22 @@ restore_cell() { # RESULTS/CELL -> OUT/CELL: a finished run the search will skip
 kind_of() { case ${1##*:} in *-long) echo long ;; torch-*) echo torch ;; *) echo search ;; esac; }
 base_method() { local m=${1##*:}; m=${m%-long}; echo "${m#torch-}"; }
 
-chosen_lr() { # TASK METHOD: the learning rate the harvested search chose (empty until its 5 trials are in)
-    python3 - "$here/scripts" "$RESULTS/$1-$2" "$1" "$2" <<'PY'
+chosen_lr() { # TASK METHOD [wall]: the learning rate the harvested search chose (empty until its 5 trials are in),
+               # or with "wall" that trial's wall time in seconds
+    python3 - "$here/scripts" "$RESULTS/$1-$2" "$1" "$2" "${3:-}" <<'PY'
 import sys
 sys.path.insert(0, sys.argv[1])
 import paper_table
 c = paper_table.Cell(sys.argv[2], sys.argv[3], sys.argv[4])
-print(repr(c.lr) if c.lr else "")
+if sys.argv[5] == "wall":
+    print(int(c.trials[c.chosen]["result"]["wall_s"]) if c.lr else "")
+else:
+    print(repr(c.lr) if c.lr else "")
 PY
+}
+
+fits() { # SECONDS: 0 when a run of that length ends before the deadline (always without --until)
+    [ -z "$DEADLINE" ] || [ $(( $(date +%s) + $1 )) -le "$DEADLINE" ]
 }
 
 cell_done() { # CELL-NAME KIND
@@ -143,7 +156,7 @@ cell_cmd() { # the search command of one cell
     # shellcheck disable=SC2046
     echo "$BIN" search --out "$OUT/$task-$method" --trials 5 --search-seed 1 --seeds 1,2,3 --threads 1 \
         --method "$method" --preset paper --model "$MODEL" --task "$task" --data "$DATA" \
-        --precision "$PRECISION" --log-every 50 $(budget "$task") $EXTRA
+        --precision "$PRECISION" --log-every 50 $(budget "$task") $EXTRA ${DEADLINE:+--deadline $DEADLINE}
 }
 
 cell_names() { for c in $CELLS; do echo "${c%%:*}-${c##*:}"; done; }
@@ -207,6 +220,13 @@ worker() { # takes the next cell nobody holds and is ready, runs it to the end, 
         if [ "$kind" != search ]; then
             lr=$(chosen_lr "$task" "$m")
             [ -n "$lr" ] || continue # its search has not chosen yet: later
+            if [ -n "$DEADLINE" ]; then # a trial's wall time as the measure: 3x for a long run of 30 epochs
+                local wall est
+                wall=$(chosen_lr "$task" "$m" wall)
+                est=$wall
+                [ "$kind" = long ] && est=$(( wall * LONG_EPOCHS / $(budget "$task" | awk '{print $2}') ))
+                fits "$est" || { echo "[worker $w] $name: would not end by --until ($(( est / 60 )) min)"; continue; }
+            fi
         fi
         exec 9>"$OUT/$name.lock"
         if ! flock -n 9; then exec 9>&-; continue; fi
@@ -216,7 +236,13 @@ worker() { # takes the next cell nobody holds and is ready, runs it to the end, 
         search)
             echo "[worker $w] $(date -u +%FT%TZ) $name: $(cell_cmd "$c")"
             # shellcheck disable=SC2046
-            nice -n "$NICE" $(cell_cmd "$c") >"$OUT/$name.out" 2>>"$OUT/$name.err" || rc=$? ;;
+            nice -n "$NICE" $(cell_cmd "$c") >"$OUT/$name.out" 2>>"$OUT/$name.err" || rc=$?
+            if [ $rc = 75 ]; then # --until: the next run of this cell would not fit, nor would others here
+                echo "[worker $w] $(date -u +%FT%TZ) $name: stopped for --until"
+                harvest_cell "$name"
+                exec 9>&-
+                return 0
+            fi ;;
         long)
             local d=$OUT/$name/run
             echo "[worker $w] $(date -u +%FT%TZ) $name: lr $lr, $LONG_EPOCHS epochs, patience $LONG_PATIENCE"

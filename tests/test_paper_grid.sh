@@ -54,6 +54,13 @@ if [[ $cells == *torch* ]]; then
     if [ "$n" = 3 ] && python3 "$ROOT/scripts/paper_table.py" --results "$tmp" --models res 2> /dev/null | grep -q "^| RTE | CondLoRA |.*released-code CondLoRA"; then ok
     else ko "the PyTorch cell: 3 seeds harvested and tabled ($n)" "$(cat "$tmp/log6")"; fi
 fi
+# --until: with the time already past, one run starts (nothing measured yet) and the worker stops after it
+timeout 120 "$ROOT/scripts/paper_grid.sh" --out "$tmp/u_out" --results "$tmp/u_res" --model "$ROOT/tests/data/api/model" \
+    --data "$GLUE" --workers 1 --cells "RTE:lora RTE:condlora" --until "now - 1 second" \
+    --extra "--max-length 64 --max-train 40 --max-eval 20 --epochs 1" > "$tmp/log7" 2>&1
+n=$(ls "$tmp/u_res"/*/*.run.json 2> /dev/null | wc -l)
+if [ "$n" = 1 ] && grep -q "stopped for --until" "$tmp/log7" && [ ! -d "$tmp/u_res/RTE-condlora" ]; then ok
+else ko "--until: one run, then the worker stops ($n runs)" "$(cat "$tmp/log7")"; fi
 # a cell whose summary was harvested before any of its runs finished: restoring it makes its directory
 mkdir -p "$tmp/res2/RTE-lora" && cp "$tmp/res/RTE-lora/search.json" "$tmp/res2/RTE-lora/search.json"
 if "$ROOT/scripts/paper_grid.sh" --restore --out "$tmp/out2" --results "$tmp/res2" --cells RTE:lora > "$tmp/log3" 2>&1 \

@@ -94,5 +94,17 @@ done3=$(/usr/bin/python3 -c "import json,sys; s=json.load(open(sys.argv[1])); pr
         "$tmp/s_kill/search.json" 2>/dev/null)
 if [ "$done3" = 3 ]; then ok; else ko "all 3 trials done after the resume ($done3)"; fi
 
+# --deadline: a deadline already past lets the first run start (no estimate yet), then no other; exit 75, resumable
+D=(--trials 3 --seeds 1 --threads 1 --method lora --model "$A/model" --train "$A/train.tsv" --dev "$A/dev.tsv"
+   --max-length 32 --max-steps 6 --quiet --out "$tmp/s_dead")
+"$BIN" search "${D[@]}" --deadline $(( $(date +%s) - 1 )) > /dev/null 2> "$tmp/d1"; r=$?
+one=$([ -f "$tmp/s_dead/trial-1/run.json" ] && [ ! -e "$tmp/s_dead/trial-2" ] && echo yes)
+"$BIN" search "${D[@]}" > /dev/null 2> "$tmp/d2"; r2=$?
+if [ $r -eq 75 ] && [ "$one" = yes ] && grep -q "trial-2 not started" "$tmp/d1" && [ $r2 -eq 0 ] &&
+   grep -q "trial-1 (lr .*) already finished" "$tmp/d2"; then ok
+else ko "--deadline: one run, exit 75, then continued (exit $r, $r2)" "$(cat "$tmp/d1" "$tmp/d2" | grep search)"; fi
+"$BIN" search "${D[@]}" --deadline soon > /dev/null 2> "$tmp/d3"; r=$?
+if [ $r -eq 2 ] && grep -q -- "--deadline" "$tmp/d3"; then ok; else ko "--deadline soon: a usage error ($r)" "$(cat "$tmp/d3")"; fi
+
 echo "test_search: $pass passed, $fail failed, 0 skipped"
 [ $fail -eq 0 ]

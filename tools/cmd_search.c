@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cjson/cJSON.h>
+#include <time.h>
 #include "commands.h"
 #include "mpi_comm.h"
 #include "core/jsonio.h"
@@ -29,7 +30,7 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: condlora search --out DIR [--trials N] [--lr-min A] [--lr-max B] [--search-seed S] [--jobs K]\n"
-            "                       [--seeds 1,2,3] [--threads T] [--dry-run] TRAIN OPTIONS...\n"
+            "                       [--seeds 1,2,3] [--threads T] [--deadline EPOCH] [--dry-run] TRAIN OPTIONS...\n"
             "The paper's learning-rate search: N trials (default 5), learning rates log-uniform in [A, B] (default\n"
             "5e-5, 5e-3) drawn from seed S (default 1), each a full `condlora train` run with the TRAIN OPTIONS (every\n"
             "option of `condlora train` but --lr, --seed, --out, --resume) in DIR/trial-K. The trial with the best dev\n"
@@ -37,6 +38,9 @@ static void usage(FILE *f) {
             "the trials use the first) in DIR/seed-S. Run the same command again to continue a stopped search.\n"
             "  --jobs K     trials side by side, the threads split between them (default 1)\n"
             "  --threads T  threads in all (default: the machine's cores)\n"
+            "  --deadline EPOCH  start no run that would end after this time (seconds since 1970, e.g. $(date +%%s -d\n"
+            "               16:50)): a run is taken to last as long as the longest run of the search finished so far\n"
+            "               (without one, runs start). The search then stops, resumable, with exit status 75\n"
             "  --dry-run    print the trials' learning rates and exit\n"
             "Writes DIR/search.json and DIR/search.md (trial, lr, best dev metric and step, wall time; the chosen\n"
             "learning rate's dev and test metrics per seed, mean and sd). Trials get --save-every 200 --save-limit 1\n"
@@ -138,7 +142,7 @@ static double now_s(void) { return cl_now(); }
 
 int cmd_search(int argc, char **argv) {
     const char *out = NULL, *seeds_s = "1";
-    long long trials = 5, search_seed = 1, jobs = 1, threads = 0;
+    long long trials = 5, search_seed = 1, jobs = 1, threads = 0, deadline = 0;
     double lr_min = 5e-5, lr_max = 5e-3;
     int dry = 0;
     /* the search's own options; everything else is passed to each trial (checked by the options table) */
@@ -154,7 +158,7 @@ int cmd_search(int argc, char **argv) {
         if (!strcmp(a, "--dry-run")) { dry = 1; continue; }
         int is_own = !strcmp(a, "--out") || !strcmp(a, "--trials") || !strcmp(a, "--lr-min") ||
                      !strcmp(a, "--lr-max") || !strcmp(a, "--search-seed") || !strcmp(a, "--jobs") ||
-                     !strcmp(a, "--seeds") || !strcmp(a, "--threads");
+                     !strcmp(a, "--seeds") || !strcmp(a, "--threads") || !strcmp(a, "--deadline");
         if (is_own) {
             if (!v) { fprintf(stderr, "condlora search: option %s needs a value\n", a); free(pass); return 2; }
             i++;
@@ -177,6 +181,7 @@ int cmd_search(int argc, char **argv) {
                 if (!strcmp(a, "--trials")) trials = x;
                 else if (!strcmp(a, "--search-seed")) search_seed = x;
                 else if (!strcmp(a, "--jobs")) jobs = x;
+                else if (!strcmp(a, "--deadline")) deadline = x;
                 else threads = x;
             }
             if (bad) { free(pass); return 2; }
@@ -336,7 +341,7 @@ int cmd_search(int argc, char **argv) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &oi);
     sigaction(SIGTERM, &sa, &ot);
-    int rc = 0;
+    int rc = 0, deadline_hit = 0;
     const char *main_name = NULL;
     double t0 = now_s();
     /* phase 1: the trials; phase 2: the chosen learning rate on every seed */
@@ -369,6 +374,18 @@ int cmd_search(int argc, char **argv) {
             while (next < first + n && running < jobs && !g_stop) {
                 job *j = &tj[next++];
                 if (comm && (next - 1 - first) % comm->size != comm->rank) continue; /* another rank's */
+                if (deadline > 0 && run_state(j) != 1) { /* the longest finished run as the estimate */
+                    double est = 0;
+                    for (long long k = 0; k < trials + nseeds; k++)
+                        if (tj[k].done && tj[k].wall_s > est) est = tj[k].wall_s;
+                    if (est > 0 && (double)time(NULL) + est > (double)deadline) {
+                        fprintf(stderr, "search: %s not started: at %.0f min (the longest finished run) it would end "
+                                        "after the deadline\n", j->dir_name, est / 60);
+                        deadline_hit = 1;
+                        next = first + n;
+                        break;
+                    }
+                }
                 int st = run_state(j);
                 if (st == 1) {
                     j->done = 1;
@@ -415,6 +432,7 @@ int cmd_search(int argc, char **argv) {
                 }
             }
         }
+        if (deadline_hit && rc == 0) rc = 3; /* before the ranks meet, so that they all stop */
         if (comm) { /* every rank's runs of this phase are over: all see all results */
             double v[2] = {rc ? 1.0 : 0.0, rc == 3 ? 1.0 : 0.0};
             if (comm->sum_f64(comm, v, 2)) {
@@ -510,7 +528,7 @@ int cmd_search(int argc, char **argv) {
     if (rc == 3) {
         fprintf(stderr, "search: stopped; run the same command again to continue (finished runs are kept, unfinished "
                         "ones resume from their checkpoints)\n");
-        rc = g_stop ? 128 + g_stop : 1;
+        rc = g_stop ? 128 + g_stop : deadline_hit ? 75 : 1;
     } else if (!rc && R0) {
         printf("%s", md);
     }
