@@ -92,6 +92,38 @@ static int run_state(job *j) {
     return fin ? 1 : 0;
 }
 
+/* The time a started run still needs: the rate of its own steps so far (the last train line of metrics.jsonl: step,
+ * elapsed_s) times the steps left of run.json's schedule. -1 when that cannot be read. */
+static double remaining_s(const job *j, int64_t cstep) {
+    char p[4400], *txt = NULL;
+    size_t len = 0;
+    cl_error e = {0};
+    snprintf(p, sizeof p, "%s/run.json", j->dir);
+    if (cl_read_file(p, &txt, &len, &e)) return -1;
+    cJSON *r = cJSON_ParseWithLength(txt, len);
+    free(txt);
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(r, "options"), *d = cJSON_GetObjectItemCaseSensitive(r, "data");
+    const cJSON *ep = cJSON_GetObjectItemCaseSensitive(o, "epochs"), *ms = cJSON_GetObjectItemCaseSensitive(o, "max_steps");
+    const cJSON *bs = cJSON_GetObjectItemCaseSensitive(o, "batch_size"), *n = cJSON_GetObjectItemCaseSensitive(d, "train");
+    double total = -1;
+    if (cJSON_IsNumber(ms) && ms->valuedouble > 0) total = ms->valuedouble;
+    else if (cJSON_IsNumber(ep) && cJSON_IsNumber(bs) && cJSON_IsNumber(n) && bs->valuedouble > 0)
+        total = ep->valuedouble * ceil(n->valuedouble / bs->valuedouble);
+    cJSON_Delete(r);
+    snprintf(p, sizeof p, "%s/metrics.jsonl", j->dir);
+    FILE *f = fopen(p, "r");
+    if (!f || total <= 0) { if (f) fclose(f); return -1; }
+    char line[2048];
+    double step = 0, el = 0;
+    while (fgets(line, sizeof line, f)) {
+        const char *a = strstr(line, "\"type\":\"train\""), *b = strstr(line, "\"step\":"), *c = strstr(line, "\"elapsed_s\":");
+        if (a && b && c) step = atof(b + 7), el = atof(c + 12);
+    }
+    fclose(f);
+    if (step <= 0 || el <= 0 || step > (double)cstep + 1e9) return -1;
+    return el / step * (total - (double)cstep);
+}
+
 /* the main metric's value in a metrics object (the task's main metric name) */
 static double metric(const cJSON *m, const char *name) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, name);
@@ -374,13 +406,19 @@ int cmd_search(int argc, char **argv) {
             while (next < first + n && running < jobs && !g_stop) {
                 job *j = &tj[next++];
                 if (comm && (next - 1 - first) % comm->size != comm->rank) continue; /* another rank's */
-                if (deadline > 0 && run_state(j) != 1) { /* the longest finished run as the estimate */
+                if (deadline > 0 && run_state(j) != 1) {
+                    /* a started run: its own rate times the steps left; a new one: the longest finished run */
                     double est = 0;
-                    for (long long k = 0; k < trials + nseeds; k++)
-                        if (tj[k].done && tj[k].wall_s > est) est = tj[k].wall_s;
+                    char ck0[4400];
+                    int64_t cs0 = 0;
+                    if (run_state(j) == 0 && !cl_train_latest_checkpoint(j->dir, ck0, sizeof ck0, &cs0, &(cl_error){0}))
+                        est = remaining_s(j, cs0);
+                    if (est <= 0)
+                        for (long long k = 0; k < trials + nseeds; k++)
+                            if (tj[k].done && tj[k].wall_s > est) est = tj[k].wall_s;
                     if (est > 0 && (double)time(NULL) + est > (double)deadline) {
-                        fprintf(stderr, "search: %s not started: at %.0f min (the longest finished run) it would end "
-                                        "after the deadline\n", j->dir_name, est / 60);
+                        fprintf(stderr, "search: %s not started: it would take %.0f min more and end after the "
+                                        "deadline\n", j->dir_name, est / 60);
                         deadline_hit = 1;
                         next = first + n;
                         break;
