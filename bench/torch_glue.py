@@ -38,6 +38,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_encoder import CondLoRALinear  # noqa: E402  (y = base(x) + s (x A^T) B^T, A = Ta(W)^T, B = Tb(W))
+from peft_glue import warmup_linear  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # task -> (text columns by header name or, without a header, index; label column; label values; main metric)
@@ -204,9 +205,7 @@ def main():
     opt = torch.optim.AdamW(params, lr=a.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
     nb = math.ceil(len(train) / a.batch_size)
     total = a.epochs * nb
-    warm = math.ceil(0.1 * total)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: s / max(1, warm) if s < warm else max(0.0, (total - s) / max(1, total - warm)))
+    sched = warmup_linear(opt, total)  # condlora's: warm-up over ceil(10%) of the steps, then linear decay to 0
     eval_every = 1500 if nb >= 1500 else nb
     if a.precision == "bf16":
         def autocast():

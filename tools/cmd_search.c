@@ -406,13 +406,17 @@ int cmd_search(int argc, char **argv) {
             while (next < first + n && running < jobs && !g_stop) {
                 job *j = &tj[next++];
                 if (comm && (next - 1 - first) % comm->size != comm->rank) continue; /* another rank's */
-                if (deadline > 0 && run_state(j) != 1) {
-                    /* a started run: its own rate times the steps left; a new one: the longest finished run */
-                    double est = 0;
-                    char ck0[4400];
-                    int64_t cs0 = 0;
-                    if (run_state(j) == 0 && !cl_train_latest_checkpoint(j->dir, ck0, sizeof ck0, &cs0, &(cl_error){0}))
-                        est = remaining_s(j, cs0);
+                int st = run_state(j);
+                if (st == 1) {
+                    j->done = 1;
+                    fprintf(stderr, "search: %s (lr %.6g, seed %lld) already finished\n", j->dir_name, j->lr, j->seed);
+                    continue;
+                }
+                char ck[4400];
+                int64_t cstep = 0;
+                int resumable = st == 0 && !cl_train_latest_checkpoint(j->dir, ck, sizeof ck, &cstep, &(cl_error){0});
+                if (deadline > 0) { /* a started run: its own rate times the steps left; a new one: the longest run */
+                    double est = resumable ? remaining_s(j, cstep) : 0;
                     if (est <= 0)
                         for (long long k = 0; k < trials + nseeds; k++)
                             if (tj[k].done && tj[k].wall_s > est) est = tj[k].wall_s;
@@ -424,15 +428,6 @@ int cmd_search(int argc, char **argv) {
                         break;
                     }
                 }
-                int st = run_state(j);
-                if (st == 1) {
-                    j->done = 1;
-                    fprintf(stderr, "search: %s (lr %.6g, seed %lld) already finished\n", j->dir_name, j->lr, j->seed);
-                    continue;
-                }
-                char ck[4400];
-                int64_t cstep = 0;
-                int resumable = st == 0 && !cl_train_latest_checkpoint(j->dir, ck, sizeof ck, &cstep, &(cl_error){0});
                 fprintf(stderr, "search: %s %s (lr %.6g, seed %lld)%s\n", j->dir_name, resumable ? "resumes" : "starts",
                         j->lr, j->seed, quiet ? " [log: logs/]" : "");
                 j->pid = launch(j, resumable, pass, npass, per, quiet, logdir);

@@ -24,32 +24,21 @@ static int launched_size(void) {
 static int started;
 static cl_comm world;
 
-/* MPI counts are ints: long buffers go in pieces */
+/* MPI counts are ints: long buffers go in pieces (elements of `size` bytes); sum = 0 broadcasts from rank 0 */
 #define PIECE ((size_t)1 << 28)
-static int sum_f32(cl_comm *c, float *buf, size_t n) {
-    (void)c;
+static int in_pieces(void *buf, size_t n, size_t size, MPI_Datatype t, int sum) {
     for (size_t o = 0; o < n; o += PIECE) {
         int k = (int)(n - o < PIECE ? n - o : PIECE);
-        if (MPI_Allreduce(MPI_IN_PLACE, buf + o, k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD) != MPI_SUCCESS) return -1;
+        char *p = (char *)buf + o * size;
+        int rc = sum ? MPI_Allreduce(MPI_IN_PLACE, p, k, t, MPI_SUM, MPI_COMM_WORLD)
+                     : MPI_Bcast(p, k, t, 0, MPI_COMM_WORLD);
+        if (rc != MPI_SUCCESS) return -1;
     }
     return 0;
 }
-static int sum_f64(cl_comm *c, double *buf, size_t n) {
-    (void)c;
-    for (size_t o = 0; o < n; o += PIECE) {
-        int k = (int)(n - o < PIECE ? n - o : PIECE);
-        if (MPI_Allreduce(MPI_IN_PLACE, buf + o, k, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD) != MPI_SUCCESS) return -1;
-    }
-    return 0;
-}
-static int bcast(cl_comm *c, void *buf, size_t bytes) {
-    (void)c;
-    for (size_t o = 0; o < bytes; o += PIECE) {
-        int k = (int)(bytes - o < PIECE ? bytes - o : PIECE);
-        if (MPI_Bcast((char *)buf + o, k, MPI_BYTE, 0, MPI_COMM_WORLD) != MPI_SUCCESS) return -1;
-    }
-    return 0;
-}
+static int sum_f32(cl_comm *c, float *buf, size_t n) { (void)c; return in_pieces(buf, n, sizeof *buf, MPI_FLOAT, 1); }
+static int sum_f64(cl_comm *c, double *buf, size_t n) { (void)c; return in_pieces(buf, n, sizeof *buf, MPI_DOUBLE, 1); }
+static int bcast(cl_comm *c, void *buf, size_t bytes) { (void)c; return in_pieces(buf, bytes, 1, MPI_BYTE, 0); }
 
 cl_comm *cl_mpi_start(int *argc, char ***argv, char *msg, size_t n) {
     msg[0] = 0;

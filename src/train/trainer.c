@@ -621,6 +621,24 @@ static int resume_opts(const cl_train_opts *given, cl_train_opts *o, char *buf, 
  * with those rows' dropout masks; the gradient of the global mean loss (the shard's mean times Bs / B) accumulates
  * into P.grad. Then the global loss, the cancel requests and the failures are summed over the ranks, so that every
  * process knows the same things before the gradients are summed. */
+/* Rows [lo, hi) of global batch idx[0..B) through forward and backward, padded to T (0: to their longest), with the
+ * dropout masks those rows have in the whole batch; the gradient of the global mean loss ((hi - lo) / B times the
+ * rows' mean: 1 for the whole batch) accumulates into P.grad; *loss is the rows' mean loss. */
+static int shard_step(cl_tctx *c, const size_t *idx, size_t B, size_t lo, size_t hi, int T, int64_t step, float *loss,
+                      cl_error *err) {
+    cl_batch bt = fill_batch_T(c, &c->tr, idx + lo, hi - lo, T);
+    int rc = cl_adapter_begin_batch(c->ad, bt.B, bt.T, cl_train_step_seed(c->o.seed, step, 1), err);
+    if (rc) return rc;
+    cl_adapter_set_row0(c->ad, lo);
+    cl_fwd_opts fo = {.train = 1, .seed = cl_train_step_seed(c->o.seed, step, 0), .hook = &c->hook, .row0 = lo};
+    if (c->task->multi_label) fo.multi_targets = c->b_tgt;
+    else if (c->task->regression) fo.targets = c->b_tgt;
+    else fo.labels = c->b_lab;
+    if ((rc = cl_encoder_forward(c->enc, &bt, &fo, NULL, loss, err))) return rc;
+    if ((rc = cl_encoder_backward(c->enc, (float)(hi - lo) / (float)B, &c->hg, err))) return rc;
+    return cl_adapter_check(c->ad, err);
+}
+
 static int dp_step(cl_tctx *c, const size_t *idx, size_t B, int64_t step, float *loss, int *sig, cl_error *err) {
     cl_comm *cm = c->o.comm;
     const size_t lo = B * (size_t)cm->rank / (size_t)cm->size, hi = B * (size_t)(cm->rank + 1) / (size_t)cm->size;
@@ -628,18 +646,7 @@ static int dp_step(cl_tctx *c, const size_t *idx, size_t B, int64_t step, float 
     float l = 0;
     int T = dp_batch_T(c, &c->tr, idx, B, err);
     if (T < 0) rc = CL_EUNSUP;
-    if (!rc && hi > lo) {
-        cl_batch bt = fill_batch_T(c, &c->tr, idx + lo, hi - lo, T);
-        rc = cl_adapter_begin_batch(c->ad, bt.B, bt.T, cl_train_step_seed(c->o.seed, step, 1), err);
-        cl_adapter_set_row0(c->ad, lo);
-        cl_fwd_opts fo = {.train = 1, .seed = cl_train_step_seed(c->o.seed, step, 0), .hook = &c->hook, .row0 = lo};
-        if (c->task->multi_label) fo.multi_targets = c->b_tgt;
-        else if (c->task->regression) fo.targets = c->b_tgt;
-        else fo.labels = c->b_lab;
-        if (!rc) rc = cl_encoder_forward(c->enc, &bt, &fo, NULL, &l, err);
-        if (!rc) rc = cl_encoder_backward(c->enc, (float)(hi - lo) / (float)B, &c->hg, err);
-        if (!rc) rc = cl_adapter_check(c->ad, err);
-    }
+    if (!rc && hi > lo) rc = shard_step(c, idx, B, lo, hi, T, step, &l, err);
     int cancel = c->o.cancel ? (int)*c->o.cancel : 0;
     double v[5] = {rc ? 0.0 : (double)l * (double)(hi - lo) / (double)B, cancel ? (double)cancel : 0.0,
                    cancel ? 1.0 : 0.0, rc ? 1.0 : 0.0, rc ? (double)cm->rank : 0.0};
@@ -794,20 +801,9 @@ int cl_train_run(const cl_train_opts *opts, cl_train_result *res, cl_error *err)
             cl_adapter_materialise(c->ad);
             float loss = 0;
             int dsig = 0; /* data parallel: the cancel signal the processes agreed on */
-            if (!dp_on(c)) {
-                cl_batch bt = fill_batch(c, &c->tr, idx, B);
-                if ((rc = cl_adapter_begin_batch(c->ad, bt.B, bt.T, cl_train_step_seed(o->seed, step, 1), err)))
-                    goto done;
-                cl_fwd_opts fo = {.train = 1, .seed = cl_train_step_seed(o->seed, step, 0), .hook = &c->hook};
-                if (c->task->multi_label) fo.multi_targets = c->b_tgt;
-                else if (c->task->regression) fo.targets = c->b_tgt;
-                else fo.labels = c->b_lab;
-                if ((rc = cl_encoder_forward(c->enc, &bt, &fo, NULL, &loss, err))) goto done;
-                if ((rc = cl_encoder_backward(c->enc, 1.0f, &c->hg, err))) goto done;
-                if ((rc = cl_adapter_check(c->ad, err))) goto done;
-            } else if ((rc = dp_step(c, idx, B, step, &loss, &dsig, err))) {
-                goto done;
-            }
+            rc = dp_on(c) ? dp_step(c, idx, B, step, &loss, &dsig, err)
+                          : shard_step(c, idx, B, 0, B, 0, step, &loss, err);
+            if (rc) goto done;
             double extra = cl_adapter_extra_loss(c->ad, dp_on(c) ? 1.0f / (float)c->o.comm->size : 1.0f);
             double tc = cl_now();
             if (dp_on(c) && c->o.comm->sum_f32(c->o.comm, c->P.grad, c->P.numel)) {
