@@ -16,7 +16,10 @@ typedef struct {
     float *att;                   /* (B, NH, T, T) pre-dropout probabilities; NULL in the scratch slot */
     float *ln1_in, *ln1_out;      /* (N, H) */
     float *ln1_mean, *ln1_rstd;   /* (N) */
-    float *pre, *act;             /* (N, I) intermediate before / after the activation (same buffer in scratch) */
+    float *pre, *act;             /* (N, I) intermediate before / after the activation (same buffer in scratch). A
+                                   * stored layer's act exists only once an adapter on its output dense needs it as
+                                   * input in backward (cl_encoder_forward allocates it then); until then the layer
+                                   * writes it into the scratch slot, since nothing else reads it after forward. */
     float *ln2_in, *out;          /* (N, H) */
     float *ln2_mean, *ln2_rstd;   /* (N) */
 } layer_acts;
@@ -76,7 +79,7 @@ static int alloc_acts(cl_encoder *e, layer_acts *a, int stored, cl_error *err) {
         if (!(*ns[i] = ealloc(e, N, err))) return -1;
     if (!(a->pre = ealloc(e, NI, err))) return -1;
     if (stored) {
-        if (!(a->act = ealloc(e, NI, err))) return -1;
+        a->act = NULL;
         if (!(a->att = ealloc(e, (size_t)e->maxB * e->NH * e->maxT * e->maxT, err))) return -1;
     } else {
         a->act = a->pre;
@@ -89,7 +92,7 @@ static void free_acts(layer_acts *a) {
     float *p[] = {a->q, a->k, a->v, a->ctx, a->ln1_in, a->ln1_out, a->ln2_in, a->out, a->ln1_mean, a->ln1_rstd,
                   a->ln2_mean, a->ln2_rstd, a->pre};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) cl_free(p[i]);
-    if (a->act != a->pre) cl_free(a->act);
+    if (a->act && a->act != a->pre) cl_free(a->act);
     cl_free(a->att);
 }
 
@@ -256,6 +259,7 @@ static void layer_forward(cl_encoder *e, int l, layer_acts *a) {
     const cl_layer_weights *w = &e->m->layers[l];
     const cl_config *c = &e->m->cfg;
     const int N = e->N, I = e->I;
+    float *act = a->act ? a->act : e->scratch.pre;
     lin_fwd(e, l, CL_MOD_QUERY, a->x_in, a->q);
     lin_fwd(e, l, CL_MOD_KEY, a->x_in, a->k);
     lin_fwd(e, l, CL_MOD_VALUE, a->x_in, a->v);
@@ -272,12 +276,12 @@ static void layer_forward(cl_encoder *e, int l, layer_acts *a) {
     const cl_linear *li = &w->lin[CL_MOD_INTER];
     if (hook_on(e, l, CL_MOD_INTER)) {
         lin_fwd(e, l, CL_MOD_INTER, a->ln1_out, a->pre);
-        cl_act_forward(a->act, a->pre, (size_t)N * I, c->act);
+        cl_act_forward(act, a->pre, (size_t)N * I, c->act);
     } else {
         frozen_fwd(e, l, CL_MOD_INTER, a->ln1_out, NULL, a->pre);
-        cl_bias_act_forward(a->act, a->pre, li->b, N, I, c->act);
+        cl_bias_act_forward(act, a->pre, li->b, N, I, c->act);
     }
-    lin_fwd(e, l, CL_MOD_OUT, a->act, e->tmp);
+    lin_fwd(e, l, CL_MOD_OUT, act, e->tmp);
     cl_dropout d2 = drop_site(e, SITE_LAYER + 4 * (uint64_t)l + 2, e->p_hidden, TOK_ROW);
     res_ln(e, a->out, a->ln2_mean, a->ln2_rstd, a->ln2_in, a->ln1_out, e->tmp, &d2, w->ln2_w, w->ln2_b);
 }
@@ -372,6 +376,14 @@ int cl_encoder_forward(cl_encoder *e, const cl_batch *bt, const cl_fwd_opts *opt
                         break;
                     }
     }
+
+    /* an adapted output dense reads its input (the activation) in backward: that layer keeps its own copy */
+    for (int l = e->bwd_from; l < e->NL; l++)
+        if (!e->acts[l].act && hook_on(e, l, CL_MOD_OUT) &&
+            !(e->acts[l].act = ealloc(e, (size_t)e->maxB * e->maxT * e->I, err))) {
+            cl_err_prefix(err, "encoder: layer %d's activation for its adapted output dense", l);
+            return err ? err->code : CL_ENOMEM;
+        }
 
     /* bf16 mode: a backward through layer l needs every W^T packed (or the fp32 W) */
     for (int l = e->bwd_from; l < e->NL; l++)
