@@ -617,10 +617,6 @@ static int resume_opts(const cl_train_opts *given, cl_train_opts *o, char *buf, 
     return 0;
 }
 
-/* One data-parallel step's share: this rank's rows of global batch idx[0..B), padded to the global batch's length,
- * with those rows' dropout masks; the gradient of the global mean loss (the shard's mean times Bs / B) accumulates
- * into P.grad. Then the global loss, the cancel requests and the failures are summed over the ranks, so that every
- * process knows the same things before the gradients are summed. */
 /* Rows [lo, hi) of global batch idx[0..B) through forward and backward, padded to T (0: to their longest), with the
  * dropout masks those rows have in the whole batch; the gradient of the global mean loss ((hi - lo) / B times the
  * rows' mean: 1 for the whole batch) accumulates into P.grad; *loss is the rows' mean loss. */
@@ -639,6 +635,10 @@ static int shard_step(cl_tctx *c, const size_t *idx, size_t B, size_t lo, size_t
     return cl_adapter_check(c->ad, err);
 }
 
+/* One data-parallel step's share: this rank's rows of global batch idx[0..B), padded to the global batch's length,
+ * with those rows' dropout masks; the gradient of the global mean loss (the shard's mean times Bs / B) accumulates
+ * into P.grad. Then the global loss, the cancel requests and the failures are summed over the ranks, so that every
+ * process knows the same things before the gradients are summed. */
 static int dp_step(cl_tctx *c, const size_t *idx, size_t B, int64_t step, float *loss, int *sig, cl_error *err) {
     cl_comm *cm = c->o.comm;
     const size_t lo = B * (size_t)cm->rank / (size_t)cm->size, hi = B * (size_t)(cm->rank + 1) / (size_t)cm->size;
