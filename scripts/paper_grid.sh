@@ -27,7 +27,8 @@
 #   --harvest / --restore  only copy finished runs OUT -> RESULTS / RESULTS -> OUT, then exit
 #   --list                 print each cell's state (finished runs of 7: 5 trials, seeds 2 and 3)
 #   --stop                 stop a running grid: every trial checkpoints, every finished run is harvested
-#   --until TIME           start no run that would end after TIME (`date -d` syntax, e.g. 16:50): a machine that is
+#   --until TIME           start no run that would end after TIME (`date -d` syntax, e.g. 16:50; a bare time of day
+#                          already past means tomorrow's): a machine that is
 #                          replaced loses its runs in progress, so the last minutes are better left idle; a worker
 #                          whose next run would not fit stops
 # `touch OUT/stop` makes the workers stop after their current cell.
@@ -63,7 +64,12 @@ while [ $# -gt 0 ]; do
     --extra) EXTRA=$2; shift ;;
     --long-epochs) LONG_EPOCHS=$2; shift ;;
     --long-patience) LONG_PATIENCE=$2; shift ;;
-    --until) DEADLINE=$(date -d "$2" +%s) || { echo "paper_grid.sh: --until: '$2' is not a time" >&2; exit 2; }; shift ;;
+    --until) DEADLINE=$(date -d "$2" +%s) || { echo "paper_grid.sh: --until: '$2' is not a time" >&2; exit 2; }
+        # a bare time of day already past today means tomorrow's (01:50 said at 23:00); a date given stays as it is
+        if [ "$DEADLINE" -le "$(date +%s)" ] && [[ $2 =~ ^[0-9]{1,2}:[0-9]{2}(:[0-9]{2})?$ ]]; then
+            DEADLINE=$(date -d "tomorrow $2" +%s)
+        fi
+        shift ;;
     --harvest) MODE=harvest ;;
     --restore) MODE=restore ;;
     --list) MODE=list ;;
@@ -173,6 +179,7 @@ stop)
 harvest) for c in $(cell_names); do harvest_cell "$c"; done; exit 0 ;;
 restore) for c in $(cell_names); do restore_cell "$c"; done; exit 0 ;;
 list)
+    [ -z "${DEADLINE:-}" ] || echo "--until: runs end by $(date -u -d "@$DEADLINE" +%FT%TZ) ($DEADLINE)"
     for c in $CELLS; do
         k=$(kind_of "$c") name=${c%%:*}-${c##*:}
         n=$(ls "$RESULTS/$name"/*.run.json "$RESULTS/$name"/seed-?.json 2>/dev/null | wc -l || true)

@@ -61,6 +61,12 @@ timeout 120 "$ROOT/scripts/paper_grid.sh" --out "$tmp/u_out" --results "$tmp/u_r
 n=$(ls "$tmp/u_res"/*/*.run.json 2> /dev/null | wc -l)
 if [ "$n" = 1 ] && grep -q "stopped for --until" "$tmp/log7" && [ ! -d "$tmp/u_res/RTE-condlora" ]; then ok
 else ko "--until: one run, then the worker stops ($n runs)" "$(cat "$tmp/log7")"; fi
+# --until with a bare time of day already past today: tomorrow's (a grid started at 23:00 --until 01:50 runs)
+past=$(date -d "1 hour ago" +%H:%M)
+dl=$("$ROOT/scripts/paper_grid.sh" --out "$tmp/u_out" --results "$tmp/u_res" --list --until "$past" --cells "RTE:lora" \
+    | sed -n 's/^--until: runs end by .* (\([0-9]*\))$/\1/p')
+if [ -n "$dl" ] && [ "$dl" -gt "$(date +%s)" ] && [ "$dl" -le $(( $(date +%s) + 86400 )) ]; then ok
+else ko "--until $past (already past today) means the next $past" "deadline '$dl', now $(date +%s)"; fi
 # a cell whose summary was harvested before any of its runs finished: restoring it makes its directory
 mkdir -p "$tmp/res2/RTE-lora" && cp "$tmp/res/RTE-lora/search.json" "$tmp/res2/RTE-lora/search.json"
 if "$ROOT/scripts/paper_grid.sh" --restore --out "$tmp/out2" --results "$tmp/res2" --cells RTE:lora > "$tmp/log3" 2>&1 \
