@@ -16,10 +16,14 @@ typedef struct {
     float *att;                   /* (B, NH, T, T) pre-dropout probabilities; NULL in the scratch slot */
     float *ln1_in, *ln1_out;      /* (N, H) */
     float *ln1_mean, *ln1_rstd;   /* (N) */
-    float *pre, *act;             /* (N, I) intermediate before / after the activation (same buffer in scratch). A
-                                   * stored layer's act exists only once an adapter on its output dense needs it as
-                                   * input in backward (cl_encoder_forward allocates it then); until then the layer
-                                   * writes it into the scratch slot, since nothing else reads it after forward. */
+    float *pre, *act;             /* (N, I) intermediate before / after the activation (same buffer in scratch) */
+    uint16_t *pre16;              /* bf16 mode, a stored layer: pre kept in bf16 (pre is NULL; the layer computes it
+                                   * in the scratch slot) */
+                                  /* A stored layer's ctx, ln1_out and act are read in backward only as the input of
+                                   * an adapted linear (attention.output, intermediate, output dense). They exist only
+                                   * once such an adapter is on (cl_encoder_forward allocates them then); until then
+                                   * the layer writes them into the scratch slot, since nothing else reads them after
+                                   * its forward. */
     float *ln2_in, *out;          /* (N, H) */
     float *ln2_mean, *ln2_rstd;   /* (N) */
 } layer_acts;
@@ -71,13 +75,19 @@ static float *ealloc(cl_encoder *e, size_t n, cl_error *err) {
 
 static int alloc_acts(cl_encoder *e, layer_acts *a, int stored, cl_error *err) {
     size_t NHs = (size_t)e->maxB * e->maxT * e->H, NI = (size_t)e->maxB * e->maxT * e->I, N = (size_t)e->maxB * e->maxT;
-    float **hs[] = {&a->q, &a->k, &a->v, &a->ctx, &a->ln1_in, &a->ln1_out, &a->ln2_in, &a->out};
+    float **hs[] = {&a->q, &a->k, &a->v, &a->ln1_in, &a->ln2_in, &a->out};
     for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
         if (!(*hs[i] = ealloc(e, NHs, err))) return -1;
+    a->ctx = a->ln1_out = NULL; /* a stored layer's: lazily, in cl_encoder_forward */
+    if (!stored && (!(a->ctx = ealloc(e, NHs, err)) || !(a->ln1_out = ealloc(e, NHs, err)))) return -1;
     float **ns[] = {&a->ln1_mean, &a->ln1_rstd, &a->ln2_mean, &a->ln2_rstd};
     for (size_t i = 0; i < 4; i++)
         if (!(*ns[i] = ealloc(e, N, err))) return -1;
-    if (!(a->pre = ealloc(e, NI, err))) return -1;
+    a->pre = NULL, a->pre16 = NULL;
+    if (stored && e->m->bf16) {
+        e->bytes += NI * sizeof(uint16_t);
+        if (!(a->pre16 = cl_alloc(NI, sizeof(uint16_t), err))) return -1;
+    } else if (!(a->pre = ealloc(e, NI, err))) return -1;
     if (stored) {
         a->act = NULL;
         if (!(a->att = ealloc(e, (size_t)e->maxB * e->NH * e->maxT * e->maxT, err))) return -1;
@@ -92,6 +102,7 @@ static void free_acts(layer_acts *a) {
     float *p[] = {a->q, a->k, a->v, a->ctx, a->ln1_in, a->ln1_out, a->ln2_in, a->out, a->ln1_mean, a->ln1_rstd,
                   a->ln2_mean, a->ln2_rstd, a->pre};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) cl_free(p[i]);
+    cl_free(a->pre16);
     if (a->act && a->act != a->pre) cl_free(a->act);
     cl_free(a->att);
 }
@@ -259,31 +270,34 @@ static void layer_forward(cl_encoder *e, int l, layer_acts *a) {
     const cl_layer_weights *w = &e->m->layers[l];
     const cl_config *c = &e->m->cfg;
     const int N = e->N, I = e->I;
-    float *act = a->act ? a->act : e->scratch.pre;
+    float *act = a->act ? a->act : e->scratch.pre, *pre = a->pre ? a->pre : e->scratch.pre;
+    float *ctx = a->ctx ? a->ctx : e->scratch.ctx, *ln1_out = a->ln1_out ? a->ln1_out : e->scratch.ln1_out;
     lin_fwd(e, l, CL_MOD_QUERY, a->x_in, a->q);
     lin_fwd(e, l, CL_MOD_KEY, a->x_in, a->k);
     lin_fwd(e, l, CL_MOD_VALUE, a->x_in, a->v);
     cl_dropout da = drop_site(e, SITE_LAYER + 4 * (uint64_t)l, e->p_att, ATT_ROW);
     if (e->m->bf16) /* bf16 mode: its products in bf16, the rest vectorised, the same masks (model/gemm_bf16.h) */
-        cl_bf16_attention_forward(a->ctx, a->att, e->att_scratch, a->q, a->k, a->v, e->relb, e->len, e->B, e->T, e->NH,
+        cl_bf16_attention_forward(ctx, a->att, e->att_scratch, a->q, a->k, a->v, e->relb, e->len, e->B, e->T, e->NH,
                                   e->HS, &da, nt_att(e));
     else
-        cl_attention_forward(a->ctx, a->att, e->att_scratch, a->q, a->k, a->v, e->relb, e->len, e->B, e->T, e->NH,
+        cl_attention_forward(ctx, a->att, e->att_scratch, a->q, a->k, a->v, e->relb, e->len, e->B, e->T, e->NH,
                              e->HS, &da, nt_att(e));
-    lin_fwd(e, l, CL_MOD_ATTN_OUT, a->ctx, e->tmp);
+    lin_fwd(e, l, CL_MOD_ATTN_OUT, ctx, e->tmp);
     cl_dropout d1 = drop_site(e, SITE_LAYER + 4 * (uint64_t)l + 1, e->p_hidden, TOK_ROW);
-    res_ln(e, a->ln1_out, a->ln1_mean, a->ln1_rstd, a->ln1_in, a->x_in, e->tmp, &d1, w->ln1_w, w->ln1_b);
+    res_ln(e, ln1_out, a->ln1_mean, a->ln1_rstd, a->ln1_in, a->x_in, e->tmp, &d1, w->ln1_w, w->ln1_b);
     const cl_linear *li = &w->lin[CL_MOD_INTER];
     if (hook_on(e, l, CL_MOD_INTER)) {
-        lin_fwd(e, l, CL_MOD_INTER, a->ln1_out, a->pre);
-        cl_act_forward(act, a->pre, (size_t)N * I, c->act);
+        lin_fwd(e, l, CL_MOD_INTER, ln1_out, pre);
+        if (a->pre16) cl_bf16_bias_act_store(act, a->pre16, pre, NULL, N, I, c->act);
+        else cl_act_forward(act, pre, (size_t)N * I, c->act);
     } else {
-        frozen_fwd(e, l, CL_MOD_INTER, a->ln1_out, NULL, a->pre);
-        cl_bias_act_forward(act, a->pre, li->b, N, I, c->act);
+        frozen_fwd(e, l, CL_MOD_INTER, ln1_out, NULL, pre);
+        if (a->pre16) cl_bf16_bias_act_store(act, a->pre16, pre, li->b, N, I, c->act);
+        else cl_bias_act_forward(act, pre, li->b, N, I, c->act);
     }
     lin_fwd(e, l, CL_MOD_OUT, act, e->tmp);
     cl_dropout d2 = drop_site(e, SITE_LAYER + 4 * (uint64_t)l + 2, e->p_hidden, TOK_ROW);
-    res_ln(e, a->out, a->ln2_mean, a->ln2_rstd, a->ln2_in, a->ln1_out, e->tmp, &d2, w->ln2_w, w->ln2_b);
+    res_ln(e, a->out, a->ln2_mean, a->ln2_rstd, a->ln2_in, ln1_out, e->tmp, &d2, w->ln2_w, w->ln2_b);
 }
 
 static void head_forward(cl_encoder *e) {
@@ -377,13 +391,23 @@ int cl_encoder_forward(cl_encoder *e, const cl_batch *bt, const cl_fwd_opts *opt
                     }
     }
 
-    /* an adapted output dense reads its input (the activation) in backward: that layer keeps its own copy */
-    for (int l = e->bwd_from; l < e->NL; l++)
-        if (!e->acts[l].act && hook_on(e, l, CL_MOD_OUT) &&
-            !(e->acts[l].act = ealloc(e, (size_t)e->maxB * e->maxT * e->I, err))) {
-            cl_err_prefix(err, "encoder: layer %d's activation for its adapted output dense", l);
+    /* an adapted attention.output, intermediate or output dense reads its input in backward: that layer keeps its
+     * own copy of it */
+    for (int l = e->bwd_from; l < e->NL; l++) {
+        layer_acts *a = &e->acts[l];
+        const size_t NHs = (size_t)e->maxB * e->maxT * e->H, NI = (size_t)e->maxB * e->maxT * e->I;
+        const char *what = NULL;
+        if (!a->ctx && hook_on(e, l, CL_MOD_ATTN_OUT) && !(a->ctx = ealloc(e, NHs, err)))
+            what = "attention context for its adapted attention.output dense";
+        else if (!a->ln1_out && hook_on(e, l, CL_MOD_INTER) && !(a->ln1_out = ealloc(e, NHs, err)))
+            what = "attention block output for its adapted intermediate dense";
+        else if (!a->act && hook_on(e, l, CL_MOD_OUT) && !(a->act = ealloc(e, NI, err)))
+            what = "activation for its adapted output dense";
+        if (what) {
+            cl_err_prefix(err, "encoder: layer %d's %s", l, what);
             return err ? err->code : CL_ENOMEM;
         }
+    }
 
     /* bf16 mode: a backward through layer l needs every W^T packed (or the fp32 W) */
     for (int l = e->bwd_from; l < e->NL; l++)
@@ -449,7 +473,8 @@ static void layer_backward(cl_encoder *e, int l, layer_acts *a, const float *dou
     hook_bwd(e, l, CL_MOD_OUT, a->act, e->d2, e->dI);
     /* activation (in place), intermediate.dense */
     {
-        cl_act_grad_mul(e->dI, a->pre, NI, c->act);
+        if (a->pre16) cl_bf16_act_grad_mul16(e->dI, a->pre16, NI, c->act);
+        else cl_act_grad_mul(e->dI, a->pre, NI, c->act);
     }
     frozen_bwd(e, l, CL_MOD_INTER, e->dI, a->ln1_out, e->d1);
     hook_bwd(e, l, CL_MOD_INTER, a->ln1_out, e->dI, e->d1);

@@ -760,6 +760,40 @@ TGT void cl_bf16_layernorm_backward(float *dinp, const float *dout, const float 
     }
 }
 
+/* A stored layer's FFN pre-activation in bf16 (half the bytes of the largest saved activation). Forward: x += bias,
+ * pre16 = bf16(x), out = act(x) from the fp32 x, row by row while the row is in cache. Backward: g *= act'(pre16
+ * widened), chunk by chunk. */
+TGT void cl_bf16_bias_act_store(float *out, uint16_t *pre16, float *x, const float *bias, int N, int C, cl_act act) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        float *xr = x + (size_t)n * C;
+        uint16_t *pr = pre16 + (size_t)n * C;
+        for (int i = 0; i < C; i += 16) {
+            const __mmask16 m = tail_mask(C - i);
+            __m512 v = _mm512_maskz_loadu_ps(m, xr + i);
+            if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + i)), _mm512_mask_storeu_ps(xr + i, m, v);
+            _mm256_mask_storeu_epi16(pr + i, m, (__m256i)_mm512_cvtneps_pbh(v));
+        }
+        cl_act_row(out + (size_t)n * C, xr, (size_t)C, act);
+    }
+}
+
+#define WIDEN_CHUNK 4096
+TGT void cl_bf16_act_grad_mul16(float *g, const uint16_t *pre16, size_t n, cl_act act) {
+    const size_t nc = (n + WIDEN_CHUNK - 1) / WIDEN_CHUNK;
+#pragma omp parallel for schedule(static)
+    for (size_t c = 0; c < nc; c++) {
+        const size_t a = c * WIDEN_CHUNK, len = n - a < WIDEN_CHUNK ? n - a : WIDEN_CHUNK;
+        float x[WIDEN_CHUNK] __attribute__((aligned(64)));
+        for (size_t i = 0; i < len; i += 16) {
+            const __mmask16 m = tail_mask((int)(len - i));
+            const __m512i h = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, pre16 + a + i));
+            _mm512_mask_storeu_ps(x + i, m, _mm512_castsi512_ps(_mm512_slli_epi32(h, 16)));
+        }
+        cl_act_grad_row(g + a, x, len, act);
+    }
+}
+
 TGT void cl_bf16_dropout_forward(float *y, const float *x, size_t n, const cl_dropout *d) {
     if (!d || d->p <= 0.0f) {
         if (y != x) memcpy(y, x, n * sizeof(float));

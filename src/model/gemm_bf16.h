@@ -83,6 +83,11 @@ void cl_bf16_residual_layernorm_forward(float *out, float *mean, float *rstd, fl
 void cl_bf16_layernorm_backward(float *dinp, const float *dout, const float *inp, const float *w, const float *mean,
                                 const float *rstd, int N, int C);
 
+/* bf16 mode's saved FFN pre-activation: x (N, C) += bias (may be NULL), pre16 = bf16(x), out = act(x) (out may
+ * equal x); and its backward g (n) *= act'(pre16). */
+void cl_bf16_bias_act_store(float *out, uint16_t *pre16, float *x, const float *bias, int N, int C, cl_act act);
+void cl_bf16_act_grad_mul16(float *g, const uint16_t *pre16, size_t n, cl_act act);
+
 /* Round to bf16 (nearest even, denormals to zero, NaN kept quiet) and back: what the kernel does to its inputs. */
 float cl_bf16_round(float x);
 

@@ -251,7 +251,7 @@ static inline float gelu_tanh_grad(float x) {
         }                                                                                                          \
     } while (0)
 
-static void act_row(float *o, const float *x, size_t n, cl_act act) {
+void cl_act_row(float *o, const float *x, size_t n, cl_act act) {
 #define STORE(at, k) memcpy(o + (at), yb, (k) * sizeof(float))
     switch (act) {
     case CL_ACT_GELU_TANH: ACT_BLOCKS(gelu_tanh(xb[i])); break;
@@ -263,7 +263,7 @@ static void act_row(float *o, const float *x, size_t n, cl_act act) {
 #undef STORE
 }
 
-static void act_grad_row(float *g, const float *x, size_t n, cl_act act) {
+void cl_act_grad_row(float *g, const float *x, size_t n, cl_act act) {
 #define STORE(at, k) for (size_t j = 0; j < (size_t)(k); j++) g[(at) + j] *= yb[j]
     switch (act) {
     case CL_ACT_GELU_TANH: ACT_BLOCKS(gelu_tanh_grad(xb[i])); break;
@@ -289,13 +289,13 @@ static float exp_shift_row(float *e, size_t n, float mx) {
 /* scalar forms through the same vector functions, so they equal the fused kernels bit for bit */
 float cl_gelu(float x, cl_act act) {
     float y;
-    act_row(&y, &x, 1, act);
+    cl_act_row(&y, &x, 1, act);
     return y;
 }
 
 float cl_gelu_grad(float x, cl_act act) {
     float g = 1.0f;
-    act_grad_row(&g, &x, 1, act);
+    cl_act_grad_row(&g, &x, 1, act);
     return g;
 }
 
@@ -305,7 +305,7 @@ void cl_act_forward(float *out, const float *inp, size_t n, cl_act act) {
 #pragma omp parallel for schedule(static)
     for (size_t c = 0; c < nc; c++) {
         size_t a = c * ACT_CHUNK, len = n - a < ACT_CHUNK ? n - a : ACT_CHUNK;
-        act_row(out + a, inp + a, len, act);
+        cl_act_row(out + a, inp + a, len, act);
     }
 }
 
@@ -314,7 +314,7 @@ void cl_act_grad_mul(float *g, const float *inp, size_t n, cl_act act) {
 #pragma omp parallel for schedule(static)
     for (size_t c = 0; c < nc; c++) {
         size_t a = c * ACT_CHUNK, len = n - a < ACT_CHUNK ? n - a : ACT_CHUNK;
-        act_grad_row(g + a, inp + a, len, act);
+        cl_act_grad_row(g + a, inp + a, len, act);
     }
 }
 
@@ -325,7 +325,7 @@ void cl_act_backward(float *dinp, const float *dout, const float *inp, size_t n,
         size_t a = c * ACT_CHUNK, len = n - a < ACT_CHUNK ? n - a : ACT_CHUNK;
         float g[ACT_CHUNK];
         memcpy(g, dout + a, len * sizeof(float));
-        act_grad_row(g, inp + a, len, act);
+        cl_act_grad_row(g, inp + a, len, act);
         for (size_t i = 0; i < len; i++) dinp[a + i] += g[i];
     }
 }
@@ -337,7 +337,7 @@ void cl_bias_act_forward(float *out, float *x, const float *bias, int N, int C, 
         if (bias)
 #pragma omp simd
             for (int i = 0; i < C; i++) xr[i] += bias[i];
-        act_row(o, xr, (size_t)C, act);
+        cl_act_row(o, xr, (size_t)C, act);
     }
 }
 

@@ -90,6 +90,9 @@ void cl_linear_backward(float *dinp, float *dw, float *db, const float *dout, co
 float cl_gelu(float x, cl_act act);
 float cl_gelu_grad(float x, cl_act act);
 /* out (n) = act(inp); in place allowed */
+/* one thread's share: out (n) = act(inp) (out may equal inp); g (n) *= act'(inp) */
+void cl_act_row(float *out, const float *inp, size_t n, cl_act act);
+void cl_act_grad_row(float *g, const float *inp, size_t n, cl_act act);
 void cl_act_forward(float *out, const float *inp, size_t n, cl_act act);
 /* dinp (n) += act'(inp) * dout */
 /* g[i] *= act'(inp[i]) (vectorised) */
