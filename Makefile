@@ -111,7 +111,12 @@ fuzz: | $(DEPS)
 	    | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|Done' ; \
 	done
 
-bench: $(BUILD)/condlora
+# bench/bench_gemm.sh: the measured peak and the GEMMs' share of it
+$(BUILD)/bench/gemm_peak: bench/gemm_peak.c $(BUILD)/libcondlora.a | $(DEPS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< $(BUILD)/libcondlora.a $(LDLIBS) -o $@
+
+bench: $(BUILD)/condlora $(BUILD)/bench/gemm_peak
 	@bash bench/run.sh
 
 setup:
