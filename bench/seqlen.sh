@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Tokens/s against sequence length (issue 9): a training step (LoRA r = 8 on query, value + trainable head) and
-# inference, condlora vs PyTorch + PEFT (bench/torch_encoder.py, OPENBLAS_CORETYPE=SkylakeX so both use OpenBLAS's
-# AVX-512 kernels), batch 16, sequence 32 to 512, run here one after another. Writes OUT.tsv and OUT.svg (default
-# bench/out/seqlen). Env: CONFIG (roberta-base or a config.json), THREADS (2), STEPS (3), SEQS, OUT.
+# Tokens/s against sequence length (issues 9, 21): a training step (LoRA r = 8 on query, value + trainable head) and
+# inference, condlora fp32 and bf16 vs PyTorch + PEFT fp32 (bench/torch_encoder.py, OPENBLAS_CORETYPE=SkylakeX so
+# both use OpenBLAS's AVX-512 kernels) and PyTorch's own bf16 (torch.autocast, oneDNN), batch 16, sequence 32 to 512,
+# run here one after another ('-' where a run fails, e.g. bf16 on a CPU without AVX512_BF16). Writes
+# OUT-train.tsv/.svg and OUT-infer.tsv/.svg (default bench/out/seqlen). Env: CONFIG (roberta-base or a config.json),
+# THREADS (2), STEPS (3), SEQS, OUT.
 set -u
 cd "$(dirname "$0")/.."
 BIN=${CL_BIN:-build/condlora}
@@ -13,21 +15,31 @@ N=${STEPS:-3}
 OUT=${OUT:-bench/out/seqlen}
 mkdir -p "$(dirname "$OUT")"
 field() { sed -nE "s/.*\"$1\": ?([0-9.]+).*/\1/p" | head -n 1; }
-printf "seq\tcondlora train\tpytorch train\tcondlora infer\tpytorch infer\n" > "$OUT.tsv"
-for T in ${SEQS:-32 64 128 256 512}; do
-    row="$T"
-    for mode in train infer; do
-        c=$("$BIN" bench --config "$CONFIG" --mode $mode --method lora --batch 16 --seq "$T" --steps "$N" \
-            --threads "$TH" | field tokens_per_s)
-        p=$(OPENBLAS_CORETYPE=SkylakeX $PY bench/torch_encoder.py --config "$CONFIG" --mode $mode --method lora \
-            --batch 16 --seq "$T" --steps "$N" --threads "$TH" 2>/dev/null | field tokens_per_s)
-        row="$row	${c:--}	${p:--}"
-    done
-    # columns: seq, condlora train, pytorch train, condlora infer, pytorch infer
-    echo "$row" | awk -F'\t' '{print $1"\t"$2"\t"$3"\t"$4"\t"$5}' >> "$OUT.tsv"
-    echo "$row" >&2
+for mode in train infer; do
+    printf "seq\tcondlora fp32\tcondlora bf16\tpytorch fp32\tpytorch bf16\n" > "$OUT-$mode.tsv"
 done
-$PY bench/plot_lines.py "$OUT.tsv" "$OUT.svg" --logx --title "tokens/s vs sequence length ($CONFIG, batch 16, $TH threads)" \
-    --xlabel "sequence length" --ylabel "tokens/s"
-column -t -s "$(printf '\t')" "$OUT.tsv"
-echo "plot: $OUT.svg"
+for T in ${SEQS:-32 64 128 256 512}; do
+    for mode in train infer; do
+        row="$T"
+        for prec in fp32 bf16; do
+            c=$("$BIN" bench --config "$CONFIG" --mode $mode --method lora --batch 16 --seq "$T" --steps "$N" \
+                --threads "$TH" --precision $prec 2>/dev/null | field tokens_per_s)
+            row="$row	${c:--}"
+        done
+        for prec in fp32 bf16; do
+            p=$(OPENBLAS_CORETYPE=SkylakeX $PY bench/torch_encoder.py --config "$CONFIG" --mode $mode --method lora \
+                --batch 16 --seq "$T" --steps "$N" --threads "$TH" --precision $prec 2>/dev/null | field tokens_per_s)
+            row="$row	${p:--}"
+        done
+        echo "$row" >> "$OUT-$mode.tsv"
+        echo "$mode $row" >&2
+    done
+done
+for mode in train infer; do
+    $PY bench/plot_lines.py "$OUT-$mode.tsv" "$OUT-$mode.svg" --logx \
+        --title "$mode tokens/s vs sequence length ($CONFIG, LoRA, batch 16, $TH threads)" \
+        --xlabel "sequence length" --ylabel "tokens/s"
+    echo "== $mode"
+    column -t -s "$(printf '\t')" "$OUT-$mode.tsv"
+    echo "plot: $OUT-$mode.svg"
+done
