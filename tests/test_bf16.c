@@ -212,7 +212,7 @@ TEST(attention_and_elementwise_vs_ops) {
         cl_dropout d = {1234, 99, 0.3f, 0};
         cl_attention_forward(o32, a32, s32, q, k, v, relb, len, Bb, T, NH, HS, &d, nt);
         cl_bf16_attention_forward(o16, a16, s16, q, k, v, relb, len, Bb, T, NH, HS, &d, nt);
-        cl_attention_backward(dq32, dk32, dv32, s32, g, q, k, v, a32, len, Bb, T, NH, HS, &d, nt);
+        cl_attention_backward(dq32, dk32, dv32, s32, g, q, k, v, a32, relb, len, Bb, T, NH, HS, &d, nt);
         cl_bf16_attention_backward(dq16, dk16, dv16, s16, g, q, k, v, a16, len, Bb, T, NH, HS, &d, nt);
         /* bf16 products: ~0.5% (2^-9 per rounded operand); a different dropout mask would differ by O(1) */
         double ea = rel_diff(a32, a16, na), eo = rel_diff(o32, o16, n);

@@ -164,8 +164,8 @@ TEST(attention) {
                     }
                 }
         CHECK(md < 1e-5, "dropout %d: forward vs naive %g", drop, md);
-        float dq[N * C] = {0}, dk[N * C] = {0}, dv[N * C] = {0}, bs[4 * 2 * T * T];
-        cl_attention_backward(dq, dk, dv, bs, g, q, k, v, att, len, B, T, NH, HS, &a.d, 1);
+        float dq[N * C] = {0}, dk[N * C] = {0}, dv[N * C] = {0}, bs[4 * 3 * T * T];
+        cl_attention_backward(dq, dk, dv, bs, g, q, k, v, att, NULL, len, B, T, NH, HS, &a.d, 1);
         CHECK(fd_check(att_fwd, &a, q, N * C, dq, out, N * C, g, 1e-2f) < 2e-3, "dq (dropout %d)", drop);
         CHECK(fd_check(att_fwd, &a, k, N * C, dk, out, N * C, g, 1e-2f) < 2e-3, "dk (dropout %d)", drop);
         CHECK(fd_check(att_fwd, &a, v, N * C, dv, out, N * C, g, 1e-2f) < 2e-3, "dv (dropout %d)", drop);
@@ -174,6 +174,23 @@ TEST(attention) {
         for (int t = len[1]; t < T; t++)
             for (int i = 0; i < C; i++) pad += fabs(dk[(T + t) * C + i]) + fabs(dv[(T + t) * C + i]);
         CHECK(pad == 0, "padded keys get gradient %g", pad);
+        /* att NULL: the backward recomputes the probabilities, with and without a relative bias (MPNet), and gets
+         * the same bits as from the saved ones, on 1 and on 3 threads */
+        float relb[NH * (2 * T - 1)];
+        fill(relb, NH * (2 * T - 1), 2.0);
+        for (int rb = 0; rb < 2; rb++)
+            for (int nt = 1; nt <= 3; nt += 2) {
+                const float *bias = rb ? relb : NULL;
+                float o2[N * C], dq1[N * C] = {0}, dk1[N * C] = {0}, dv1[N * C] = {0}, dq2[N * C] = {0},
+                                 dk2[N * C] = {0}, dv2[N * C] = {0};
+                cl_attention_forward(out, att, scratch, q, k, v, bias, len, B, T, NH, HS, &a.d, 1);
+                cl_attention_forward(o2, NULL, bs, q, k, v, bias, len, B, T, NH, HS, &a.d, nt);
+                CHECK(!memcmp(out, o2, sizeof o2), "relb %d, %d threads: the forward without att", rb, nt);
+                cl_attention_backward(dq1, dk1, dv1, bs, g, q, k, v, att, bias, len, B, T, NH, HS, &a.d, 1);
+                cl_attention_backward(dq2, dk2, dv2, bs, g, q, k, v, NULL, bias, len, B, T, NH, HS, &a.d, nt);
+                CHECK(!memcmp(dq1, dq2, sizeof dq1) && !memcmp(dk1, dk2, sizeof dk1) && !memcmp(dv1, dv2, sizeof dv1),
+                      "relb %d, %d threads: recomputed probabilities give the saved ones' gradients", rb, nt);
+            }
     }
 }
 

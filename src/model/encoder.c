@@ -13,7 +13,8 @@
 typedef struct {
     const float *x_in;            /* (N, H) layer input (previous output), not owned */
     float *q, *k, *v, *ctx;       /* (N, H) */
-    float *att;                   /* (B, NH, T, T) pre-dropout probabilities; NULL in the scratch slot */
+    float *att;                   /* (B, NH, T, T) pre-dropout probabilities: bf16 mode's stored layers; NULL in the
+                                   * scratch slot and in fp32 mode, whose backward recomputes them */
     float *ln1_in, *ln1_out;      /* (N, H) */
     float *ln1_mean, *ln1_rstd;   /* (N) */
     float *pre, *act;             /* (N, I) intermediate before / after the activation (same buffer in scratch) */
@@ -90,7 +91,9 @@ static int alloc_acts(cl_encoder *e, layer_acts *a, int stored, cl_error *err) {
     } else if (!(a->pre = ealloc(e, NI, err))) return -1;
     if (stored) {
         a->act = NULL;
-        if (!(a->att = ealloc(e, (size_t)e->maxB * e->NH * e->maxT * e->maxT, err))) return -1;
+        /* fp32: the backward recomputes each head's probabilities (cl_attention_backward with att NULL) */
+        a->att = NULL;
+        if (e->m->bf16 && !(a->att = ealloc(e, (size_t)e->maxB * e->NH * e->maxT * e->maxT, err))) return -1;
     } else {
         a->act = a->pre;
         a->att = NULL;
@@ -176,7 +179,7 @@ int cl_encoder_new(cl_encoder **out, const cl_weights *m, int max_B, int max_T, 
     if (c->rel_buckets) A(e->relb, (size_t)e->NH * (2 * (size_t)max_T - 1), float);
     /* bf16 mode's attention also packs its operands there (model/gemm_bf16.h) */
     A(e->att_scratch,
-      (size_t)e->nthreads * (m->bf16 ? cl_bf16_attention_scratch(max_T, e->HS) : 2 * (size_t)max_T * max_T), float);
+      (size_t)e->nthreads * (m->bf16 ? cl_bf16_attention_scratch(max_T, e->HS) : 3 * (size_t)max_T * max_T), float);
     A(e->cls, BH, float);
     A(e->cls_d, BH, float);
     A(e->hpre, BH, float);
@@ -496,8 +499,8 @@ static void layer_backward(cl_encoder *e, int l, layer_acts *a, const float *dou
         cl_bf16_attention_backward(e->dq, e->dk, e->dv, e->att_scratch, e->d1, a->q, a->k, a->v, a->att, e->len,
                                    e->B, e->T, e->NH, e->HS, &da, nt_att(e));
     else
-        cl_attention_backward(e->dq, e->dk, e->dv, e->att_scratch, e->d1, a->q, a->k, a->v, a->att, e->len, e->B, e->T,
-                              e->NH, e->HS, &da, nt_att(e));
+        cl_attention_backward(e->dq, e->dk, e->dv, e->att_scratch, e->d1, a->q, a->k, a->v, a->att, e->relb, e->len,
+                              e->B, e->T, e->NH, e->HS, &da, nt_att(e));
     /* value, key, query (reverse of the forward order). dx = dy W is skipped where nobody reads dx: the lowest layer
      * backward visits, without an input gradient (the hooks still get dx to write into; nothing reads it). */
     const int skip_dx = l == e->bwd_from && !e->opts.need_input_grad;

@@ -358,6 +358,27 @@ void cl_rel_bias_table(float *relb, const float *w, int T, int NH, int buckets, 
     }
 }
 
+/* One head's probabilities P (T, T): softmax(q k^T scale + bias) over the first L keys, 0 past them. The forward
+ * and the backward that recomputes them (att == NULL) both run this, so both see the same bits. relb: this head's
+ * row of the bias table (2T - 1), or NULL. */
+static void att_probs(float *P, const float *q, const float *k, const float *relb, int L, int T, int C, int HS,
+                      float scale) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, L, HS, scale, q, C, k, C, 0.0f, P, T);
+    for (int i = 0; i < T; i++) {
+        float *row = P + (size_t)i * T;
+        if (relb) {
+            const float *br = relb + (T - 1 - i); /* br[j]: key j of query i */
+            for (int j = 0; j < L; j++) row[j] += br[j];
+        }
+        float mx = row[0];
+        for (int j = 1; j < L; j++) mx = row[j] > mx ? row[j] : mx;
+        float sum = exp_shift_row(row, (size_t)L, mx);
+        float inv = 1.0f / sum;
+        for (int j = 0; j < L; j++) row[j] *= inv;
+        for (int j = L; j < T; j++) row[j] = 0.0f;
+    }
+}
+
 void cl_attention_forward(float *out, float *att, float *scratch, const float *q, const float *k, const float *v,
                           const float *relb, const int32_t *len, int B, int T, int NH, int HS,
                           const cl_dropout *drop, int nthreads) {
@@ -370,20 +391,7 @@ void cl_attention_forward(float *out, float *att, float *scratch, const float *q
         float *tmp = scratch ? scratch + (size_t)omp_get_thread_num() * T * T : NULL;
         float *P = att ? att + (size_t)bh * T * T : tmp;
         const size_t off = (size_t)b * T * C + (size_t)h * HS;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, L, HS, scale, q + off, C, k + off, C, 0.0f, P, T);
-        for (int i = 0; i < T; i++) {
-            float *row = P + (size_t)i * T;
-            if (relb) {
-                const float *br = relb + (size_t)h * (2 * T - 1) + (T - 1 - i); /* br[j]: key j of query i */
-                for (int j = 0; j < L; j++) row[j] += br[j];
-            }
-            float mx = row[0];
-            for (int j = 1; j < L; j++) mx = row[j] > mx ? row[j] : mx;
-            float sum = exp_shift_row(row, (size_t)L, mx);
-            float inv = 1.0f / sum;
-            for (int j = 0; j < L; j++) row[j] *= inv;
-            for (int j = L; j < T; j++) row[j] = 0.0f;
-        }
+        att_probs(P, q + off, k + off, relb ? relb + (size_t)h * (2 * T - 1) : NULL, L, T, C, HS, scale);
         const float *Pd = P;
         if (dp.on) {
             float *D = P == tmp ? P : tmp; /* inference: drop in place; training: keep att pre-dropout */
@@ -400,18 +408,20 @@ void cl_attention_forward(float *out, float *att, float *scratch, const float *q
 }
 
 void cl_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *q,
-                           const float *k, const float *v, const float *att, const int32_t *len, int B, int T,
-                           int NH, int HS, const cl_dropout *drop, int nthreads) {
+                           const float *k, const float *v, const float *att, const float *relb, const int32_t *len,
+                           int B, int T, int NH, int HS, const cl_dropout *drop, int nthreads) {
     const int C = NH * HS;
     const float scale = 1.0f / sqrtf((float)HS);
     const cl_dropout_plan dp = cl_dropout_plan_of(drop);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
     for (int bh = 0; bh < B * NH; bh++) {
         const int b = bh / NH, h = bh % NH, L = len[b];
-        float *dP = scratch + (size_t)omp_get_thread_num() * 2 * T * T;
+        float *dP = scratch + (size_t)omp_get_thread_num() * (att ? 2 : 3) * T * T;
         float *Pd = dP + (size_t)T * T;
-        const float *P = att + (size_t)bh * T * T;
         const size_t off = (size_t)b * T * C + (size_t)h * HS;
+        const float *P = att ? att + (size_t)bh * T * T : Pd + (size_t)T * T;
+        if (!att) att_probs(Pd + (size_t)T * T, q + off, k + off, relb ? relb + (size_t)h * (2 * T - 1) : NULL, L, T, C,
+                            HS, scale);
         const uint64_t base = (uint64_t)bh * T * T;
         if (dp.on) {
             for (int i = 0; i < T; i++)

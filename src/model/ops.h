@@ -113,18 +113,19 @@ void cl_tanh_backward(float *dinp, const float *dout, const float *out, size_t n
  * inference, then scratch is used. scratch: nthreads * T * T floats (the loop runs on at most nthreads threads).
  * out = dropout(att) v.
  * relb: NULL, or a relative-position bias (NH, 2T - 1) added after the scaling (MPNet): the bias of query i, key j
- * in head h is relb[h * (2T - 1) + (j - i) + T - 1]. It is frozen, and the backward reads only the probabilities,
- * so the backward takes no bias. cl_rel_bias_table builds it. */
+ * in head h is relb[h * (2T - 1) + (j - i) + T - 1]. It is frozen (no gradient). cl_rel_bias_table builds it. */
 void cl_attention_forward(float *out, float *att, float *scratch, const float *q, const float *k, const float *v,
                           const float *relb, const int32_t *len, int B, int T, int NH, int HS,
                           const cl_dropout *drop, int nthreads);
 /* relb (NH, 2T - 1) from the model's relative_attention_bias (buckets, NH): relb[h][d + T - 1] =
  * w[bucket(d), h] for d = j - i in [-(T-1), T-1] */
 void cl_rel_bias_table(float *relb, const float *w, int T, int NH, int buckets, int max_distance);
-/* dq, dk, dv (B*T, NH*HS) += ; scratch: nthreads * 2 * T * T floats */
+/* dq, dk, dv (B*T, NH*HS) += . att: the forward's probabilities, or NULL: each head's are recomputed here from q, k
+ * and relb by the forward's own code (the same bits), which saves B NH T T floats a layer for about 1% more work.
+ * scratch: nthreads * 2 * T * T floats, 3 * T * T with att NULL. */
 void cl_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *q,
-                           const float *k, const float *v, const float *att, const int32_t *len, int B, int T,
-                           int NH, int HS, const cl_dropout *drop, int nthreads);
+                           const float *k, const float *v, const float *att, const float *relb, const int32_t *len,
+                           int B, int T, int NH, int HS, const cl_dropout *drop, int nthreads);
 
 /* ---- losses (mean over the batch, as torch's CrossEntropyLoss / MSELoss) ---------------------------------- */
 /* logits (B, L), labels (B) in [0, L): returns the mean loss; dlogits (B, L) += scale * d(loss)/d(logits) when
