@@ -101,6 +101,8 @@ def main():
                     help="longest: dynamic padding (each batch to its longest member); max: every input padded to "
                          "--max-length, as the paper's reference code does with 512")
     ap.add_argument("--targets", default="query,value", help="LoRA target modules, comma-separated")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                    help="bf16: the training forward under torch.autocast('cpu', bfloat16), PyTorch's own bf16")
     ap.add_argument("--full", action="store_true",
                     help="full fine-tuning: every weight trains (the pooler too), no adapter; --targets is ignored")
     ap.add_argument("--speed-only", action="store_true",
@@ -133,7 +135,8 @@ def main():
     while step < args.steps:
         order = rng.permutation(len(train)).tolist()
         for enc, y in batches(tok, train, order, args.batch_size, args.max_length, args.pad):
-            loss = model(**enc, labels=y).loss
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+                loss = model(**enc, labels=y).loss
             loss.backward()
             opt.step()
             sched.step()
@@ -160,7 +163,8 @@ def main():
                       "trainable": n_train, "dev_best_acc": round(best, 4), "test_acc": round(test_acc, 4),
                       "wall_s": round(wall, 1), "train_s": round(wall - eval_s, 1),
                       "train_examples_per_s": round(seen / (wall - eval_s), 1), "threads": args.threads,
-                      "pad": args.pad, "max_length": args.max_length, "train_pooler": args.train_pooler,
+                      "pad": args.pad, "precision": args.precision, "max_length": args.max_length,
+                      "train_pooler": args.train_pooler,
                       "mode": "full" if args.full else "lora:" + args.targets,
                       "torch": torch.__version__}))
 

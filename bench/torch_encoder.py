@@ -35,15 +35,20 @@ class CondLoRALinear(torch.nn.Module):
         return self.base(x) + self.scale * (x @ self.lin_a(w)) @ self.lin_b(w).T
 
 
-def add_condlora(model, d, r, alpha):
+def qv_names(cfg):
+    """the query and value projections' attribute names: MPNet calls them q, v"""
+    return ("q", "v") if getattr(cfg, "model_type", "") == "mpnet" else ("query", "value")
+
+
+def add_condlora(model, d, r, alpha, names=("query", "value")):
     maps = {}
-    for m in ("query", "value"):
+    for m in names:
         lin_a, lin_b = torch.nn.Linear(d, r, bias=False), torch.nn.Linear(d, r, bias=False)
         torch.nn.init.zeros_(lin_b.weight)  # ThB = 0 (lin_a keeps nn.Linear's kaiming-uniform a = sqrt 5)
         maps[m] = (lin_a, lin_b)
     model.condlora_maps = torch.nn.ModuleList([x for pair in maps.values() for x in pair])
     for mod in list(model.modules()):
-        for m in ("query", "value"):
+        for m in names:
             child = getattr(mod, m, None)
             if isinstance(child, torch.nn.Linear):
                 setattr(mod, m, CondLoRALinear(child, *maps[m], alpha / r))
@@ -77,10 +82,10 @@ def main():
         p.requires_grad_(n.startswith("classifier"))
     if a.method == "lora":
         from peft import LoraConfig, get_peft_model
-        model = get_peft_model(model, LoraConfig(r=8, lora_alpha=8, lora_dropout=0.0, target_modules=["query", "value"],
-                                                 task_type="SEQ_CLS"))
+        lc = LoraConfig(r=8, lora_alpha=8, lora_dropout=0.0, target_modules=list(qv_names(cfg)), task_type="SEQ_CLS")
+        model = get_peft_model(model, lc)
     if a.method == "condlora":
-        add_condlora(model, cfg.hidden_size, r=8, alpha=8)
+        add_condlora(model, cfg.hidden_size, r=8, alpha=8, names=qv_names(cfg))
     ids = torch.randint(3, cfg.vocab_size, (a.batch, a.seq))
     mask = torch.ones_like(ids)
     labels = torch.randint(0, 2, (a.batch,))
