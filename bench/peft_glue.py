@@ -100,7 +100,9 @@ def main():
     ap.add_argument("--pad", choices=["longest", "max"], default="longest",
                     help="longest: dynamic padding (each batch to its longest member); max: every input padded to "
                          "--max-length, as the paper's reference code does with 512")
-    ap.add_argument("--targets", default="query,value", help="LoRA target modules, comma-separated")
+    ap.add_argument("--targets", default=None,
+                    help="LoRA target modules, comma-separated (default: the query and value projections: query,value;"
+                         " MPNet's q,v)")
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                     help="bf16: the training forward under torch.autocast('cpu', bfloat16), PyTorch's own bf16")
     ap.add_argument("--full", action="store_true",
@@ -119,6 +121,8 @@ def main():
 
     tok = AutoTokenizer.from_pretrained(args.model)
     base = AutoModelForSequenceClassification.from_pretrained(args.model, num_labels=len(TASKS[args.task][3]))
+    if args.targets is None:
+        args.targets = "q,v" if base.config.model_type == "mpnet" else "query,value"
     cfg = LoraConfig(r=8, lora_alpha=8, lora_dropout=0.0, target_modules=args.targets.split(","), task_type="SEQ_CLS",
                      modules_to_save=["classifier", "pooler"] if args.train_pooler else None)
     model = base if args.full else get_peft_model(base, cfg)
