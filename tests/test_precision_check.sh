@@ -45,4 +45,21 @@ else ko "run again: finished runs reused" "$(cat "$tmp/p2.err")"; fi
     --bin "$BIN" > /dev/null 2> "$tmp/e.err"
 if [ $? -ne 0 ] && grep -q "RTE-condlora/search.json" "$tmp/e.err"; then ok
 else ko "a cell without a search: named, non-zero exit" "$(cat "$tmp/e.err")"; fi
+# --pair: given train options, run in both precisions on each seed
+/usr/bin/python3 "$ROOT/scripts/precision_check.py" --results "$tmp/res" --pair tiny --seeds 3 --out "$tmp/runs" \
+    --bin "$BIN" --train-options "--model $A/model --train $A/train.tsv --method lora --max-length 32 --batch-size 8
+    --epochs 1 --lr 1e-3" > "$tmp/q.out" 2> "$tmp/q.err" || ko "--pair exits 0" "$(cat "$tmp/q.err")"
+if /usr/bin/python3 - "$tmp" <<'PY'
+import json, sys
+t = sys.argv[1]
+o = {p: json.load(open(f"{t}/res/precision/tiny/{p}-seed-3.run.json"))["options"] for p in ("bf16", "fp32")}
+assert o["bf16"]["precision"] == "bf16" and o["fp32"]["precision"] == "fp32", o
+for k in ("seed", "lr", "epochs", "max_length", "batch_size"):
+    assert o["bf16"][k] == o["fp32"][k], k
+assert o["fp32"]["seed"] == 3 and o["fp32"]["lr"] == 1e-3
+PY
+then ok; else ko "--pair: a bf16 and an fp32 run, the same options and seed" "$(cat "$tmp/q.err")"; fi
+if grep -q "^| tiny | 3 |" "$tmp/q.out"; then ok; else ko "--pair: the table" "$(cat "$tmp/q.out")"; fi
+/usr/bin/python3 "$ROOT/scripts/precision_check.py" --results "$tmp/res" > /dev/null 2> "$tmp/u.err"
+if [ $? = 2 ] && grep -q -- "--cells, or --pair" "$tmp/u.err"; then ok; else ko "neither --cells nor --pair: usage error" "$(cat "$tmp/u.err")"; fi
 end
