@@ -109,8 +109,8 @@ void cl_tanh_backward(float *dinp, const float *dout, const float *out, size_t n
 /* ---- multi-head self-attention ---------------------------------------------------------------------------- */
 /* q, k, v, out (B*T, NH*HS) with heads side by side (PyTorch's layout before the head split);
  * att (B, NH, T, T): softmax(q k^T / sqrt(HS) + bias) over the first len[b] keys (later keys get exactly 0, as the
- * additive finfo.min mask of transformers gives), saved for backward (pre-dropout). att may be NULL in
- * inference, then scratch is used. scratch: nthreads * T * T floats (the loop runs on at most nthreads threads).
+ * additive finfo.min mask of transformers gives), saved for backward (pre-dropout). att may be NULL (inference,
+ * or training whose backward recomputes it), then scratch is used. scratch: nthreads * T * T floats (the loop runs on at most nthreads threads).
  * out = dropout(att) v.
  * relb: NULL, or a relative-position bias (NH, 2T - 1) added after the scaling (MPNet): the bias of query i, key j
  * in head h is relb[h * (2T - 1) + (j - i) + T - 1]. It is frozen (no gradient). cl_rel_bias_table builds it. */
